@@ -1,0 +1,15 @@
+"""The reversible engine: invertible blocks and the memory-saving autograd path. Knows nothing of models."""
+
+from revnets.core.coupling import AdditiveCoupling, AffineCoupling
+from revnets.core.invertible import InvertibleModule
+from revnets.core.resample import InvertibleDownsample, InvertibleUpsample
+from revnets.core.sequence import ReversibleSequence
+
+__all__ = [
+    "AdditiveCoupling",
+    "AffineCoupling",
+    "InvertibleDownsample",
+    "InvertibleModule",
+    "InvertibleUpsample",
+    "ReversibleSequence",
+]

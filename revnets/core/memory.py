@@ -1,0 +1,106 @@
+"""Measuring memory: bytes autograd saves for backward, and the peak of one training step.
+
+``saved_bytes`` is deterministic and device-independent: it is what tests compare. ``step_peak_bytes``
+is what users feel: CUDA's allocator high-water mark on a GPU; on CPU the process's resident-set
+high-water mark, reset through ``/proc/self/clear_refs`` just before the step (Linux only). CPU figures
+are only meaningful in a fresh process (:func:`in_fresh_process`), where no earlier work left freed but
+still resident memory behind.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+def saved_bytes(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+    """Bytes of the distinct storages autograd saves for backward while ``fn(*args, **kwargs)`` runs.
+
+    Tensors are counted through ``torch.autograd.graph.saved_tensors_hooks``; views of one storage
+    (and a tensor saved by several operations) count once, with the full size of their storage.
+    Parameters saved by layers count too: they are the same for the forms being compared.
+    """
+    storages: dict[tuple[torch.device, int], int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        storage = t.untyped_storage()
+        storages[(t.device, storage.data_ptr())] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn(*args, **kwargs)
+    del out
+    return sum(storages.values())
+
+
+def _read_status_kib(field: str) -> int:
+    match = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"/proc/self/status has no {field} line: CPU peak memory needs Linux.")
+    return int(match.group(1))
+
+
+def step_peak_bytes(step: Callable[[], Any], device: torch.device | str = "cpu") -> int:
+    """Peak memory that ``step()`` (e.g. forward + backward of one batch) adds over what was in use before.
+
+    Args:
+        step: the work to measure; its return value is dropped before the measure ends.
+        device: where the tensors live. ``cuda`` uses ``torch.cuda.max_memory_allocated``; ``cpu`` uses
+            the process's resident-set high-water mark (``VmHWM``) minus its resident set before the step.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        step()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    if device.type != "cpu":
+        raise ValueError(f"step_peak_bytes supports cpu and cuda devices, got {device}.")
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _read_status_kib("VmRSS")
+    step()
+    return (_read_status_kib("VmHWM") - before) * 1024
+
+
+def _call_and_send(connection: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    try:
+        connection.send(("ok", fn(*args)))
+    except BaseException as error:  # sent to the parent, which re-raises it
+        connection.send(("error", f"{type(error).__name__}: {error}"))
+    finally:
+        connection.close()
+
+
+def in_fresh_process(fn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+    """Run the picklable ``fn(*args)`` in a new (spawned) Python process and return its result.
+
+    CPU peak-memory measures need this: a process's resident set keeps pages that earlier work freed.
+    """
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_call_and_send, args=(send, fn, args))
+    process.start()
+    send.close()
+    if not receive.poll(timeout):
+        process.kill()
+        process.join()
+        raise TimeoutError(f"{getattr(fn, '__name__', fn)} did not finish within {timeout} s.")
+    try:
+        status, value = receive.recv()
+    except EOFError:
+        process.join()
+        raise RuntimeError(
+            f"{getattr(fn, '__name__', fn)} died in its process (exit code {process.exitcode}), e.g. out of memory."
+        ) from None
+    process.join()
+    if status == "error":
+        raise RuntimeError(f"{getattr(fn, '__name__', fn)} failed in its process: {value}")
+    return value
