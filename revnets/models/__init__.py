@@ -1,0 +1,6 @@
+"""Segmentation networks built from the reversible engine, each with a reversible form and its plain twin."""
+
+from revnets.models.invres import InvResUNet
+from revnets.models.revmbconv import RevMBConvUNet
+
+__all__ = ["InvResUNet", "RevMBConvUNet"]
