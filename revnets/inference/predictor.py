@@ -1,0 +1,229 @@
+"""From scan files to NIfTI samples and uncertainty maps: the one path behind the CLI, the bundles and Slicer.
+
+file -> bundle preprocessing (MONAI transforms) -> :class:`SamplingInferer` over the model's window sampler
+-> :class:`~revnets.uncertainty.StreamingUncertainty` -> MONAI ``Invertd`` back to the input's space ->
+atomic NIfTI writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai.bundle import ConfigParser
+from monai.data import MetaTensor
+from monai.transforms import Compose, Invertd
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from revnets.errors import UserInputError
+from revnets.inference.inferer import SamplingInferer
+from revnets.inference.samplers import window_sampler
+from revnets.inference.scans import Scan, find_scan
+from revnets.inference.writer import write_nifti
+from revnets.uncertainty import StreamingUncertainty
+
+OUTPUTS = ("seg", "samples", "entropy", "mutual_info", "variance")
+
+
+@dataclass
+class Predictor:
+    """Runs a trained model over whole scans and writes, per input ``<stem>``, five NIfTI files.
+
+    ``<stem>_seg`` (consensus labels), ``<stem>_samples`` (one label map per sample, 4D),
+    ``<stem>_entropy``, ``<stem>_mutual_info`` and ``<stem>_variance``, all with the input's shape,
+    affine and orientation.
+
+    Args:
+        network: a ``revnets.models`` network in eval mode with its weights loaded.
+        preprocessing: MONAI dictionary transforms on key ``"image"``: first ``LoadImaged`` (the loaded
+            voxels are checked before the rest runs), then invertible transforms, so the maps can be
+            brought back to the input's space.
+        inferer: the sliding-window sampler.
+        num_samples: default number of samples.
+        labels: the label value written for each class index of the consensus and samples.
+        device: where the network runs (``"auto"``: CUDA when available).
+        weights: a state dict file for ``network``, read with ``torch.load(..., weights_only=True)``.
+        to_classes: maps the network's sample probabilities ``(n, B, C, *spatial)`` to a distribution
+            over exclusive classes before the maps are computed (e.g. ``nested_regions_to_classes`` for
+            sigmoid BraTS regions); None when the network already gives one (softmax).
+    """
+
+    network: nn.Module
+    preprocessing: Compose
+    inferer: SamplingInferer
+    num_samples: int = 16
+    labels: Sequence[int] | None = None
+    device: torch.device | str = "auto"
+    weights: str | Path | None = None
+    to_classes: Callable[[Tensor], Tensor] | None = None
+
+    @classmethod
+    def from_bundle(cls, bundle: Path, device: str = "auto") -> Predictor:
+        """Build from a MONAI bundle folder (``configs/inference.json``, ``models/model.pt``).
+
+        A bundle's config can run Python code: only load bundles you trust. Weights are read with
+        ``torch.load(..., weights_only=True)``.
+        """
+        config_file = bundle / "configs" / "inference.json"
+        if not config_file.is_file():
+            raise UserInputError(f"{bundle} is not a bundle folder: {config_file} is missing.")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise UserInputError("--device cuda was asked for, but no CUDA device is available.")
+        parser = ConfigParser()
+        parser.read_config(str(config_file))
+        parser["bundle_root"] = str(bundle)
+        parser["device"] = _device(device)
+        return parser.get_parsed_content("predictor")
+
+    def __post_init__(self) -> None:
+        self.device = torch.device(_device(str(self.device)))
+        if self.weights is not None:
+            weights = Path(self.weights)
+            if not weights.is_file():
+                raise UserInputError(f"the model weights {weights} are missing.")
+            self.network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        self.network = self.network.to(self.device).eval()
+
+    def predict(
+        self,
+        inputs: Sequence[str | Path],
+        output_dir: str | Path,
+        num_samples: int | None = None,
+        seed: int = 0,
+        overwrite: bool = False,
+        progress: bool = True,
+        on_progress: Callable[[str, float], None] | None = None,
+    ) -> list[dict[str, Path]]:
+        """Segment each input; return, per input, the written files by output name (see ``OUTPUTS``).
+
+        Raises:
+            UserInputError: a missing or unreadable input, wrong dimensionality or channel count,
+                NaN/Inf voxels, an output folder that is a file, an output that exists (without
+                ``overwrite``) or would replace an input.
+        """
+        num_samples = self.num_samples if num_samples is None else num_samples
+        if num_samples < 1:
+            raise UserInputError(f"--samples must be at least 1, got {num_samples}.")
+        scans = [find_scan(Path(p), self.network.in_channels) for p in inputs]
+        targets = [_targets(scan, Path(output_dir), scans, overwrite) for scan in scans]
+        written = []
+        for index, (scan, files) in enumerate(zip(scans, targets)):
+            report = _stage_reporter(on_progress, index, len(scans), scan.stem)
+            maps = self.sample_scan(scan, num_samples, seed, progress, report)
+            report("writing", 1.0)
+            for name, array in maps.items():
+                write_nifti(array, scan.reference, files[name])
+            written.append(files)
+        return written
+
+    def sample_scan(
+        self,
+        scan: Scan,
+        num_samples: int,
+        seed: int,
+        progress: bool = False,
+        report: Callable[[str, float], None] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The five outputs of one scan as arrays in the input's voxel grid, keyed like ``OUTPUTS``."""
+        report = report or (lambda stage, fraction: None)
+        report("preprocessing", 0.0)
+        try:
+            data = self.preprocessing({"image": scan.loader_input}, end=1)
+        except Exception as error:  # a truncated or corrupt file fails inside MONAI's loader
+            raise UserInputError(f"{scan.path} could not be read as an image ({type(error).__name__}).") from error
+        if not torch.isfinite(data["image"].as_tensor()).all():
+            raise UserInputError(f"{scan.path} contains NaN or infinite voxels.")
+        data = self.preprocessing(data, start=1)
+        inputs = data["image"].as_tensor()[None].to(self.device)
+        torch.manual_seed(seed)
+        num_classes = self.network.out_channels
+        aggregator = StreamingUncertainty(keep_labels=True)
+        sampler = window_sampler(self.network, inputs.shape[2:], self.inferer.roi_size, seed)
+        bar = tqdm(total=num_samples, desc=f"sampling {scan.stem}", unit="sample", disable=not progress)
+
+        def on_pass(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+            report("sampling", done / total)
+
+        consumer = aggregator if self.to_classes is None else _Mapped(aggregator, self.to_classes)
+        with torch.no_grad(), bar:
+            self.inferer(inputs, sampler, num_samples, num_classes, consumer, on_pass=on_pass)
+        report("restoring input space", 1.0)
+        maps = aggregator.compute()
+        return self._to_input_space(data, maps)
+
+    def _to_input_space(self, data: dict, maps: dict[str, Tensor]) -> dict[str, np.ndarray]:
+        image: MetaTensor = data["image"]
+        channels = {
+            "probabilities": maps["mean"][0],
+            "entropy": maps["entropy"],
+            "mutual_info": maps["mutual_information"],
+            "variance": maps["variance"],
+            "samples": maps["labels"][:, 0].float(),
+        }
+        keys = list(channels)
+        restored = {"image": image}
+        for key, value in channels.items():
+            restored[key] = MetaTensor(value.cpu(), meta=image.meta, applied_operations=image.applied_operations)
+        inverter = Invertd(
+            keys=keys,
+            transform=self.preprocessing,
+            orig_keys="image",
+            nearest_interp=[key == "samples" for key in keys],
+        )
+        restored = inverter(restored)
+        labels = np.asarray(self.labels if self.labels is not None else range(len(channels["probabilities"])))
+        probabilities = restored["probabilities"].numpy()
+        samples = restored["samples"].numpy().round().astype(np.int64)
+        return {
+            "seg": labels[probabilities.argmax(0)].astype(np.uint8),
+            "samples": np.moveaxis(labels[samples], 0, -1).astype(np.uint8),
+            "entropy": restored["entropy"].numpy()[0].astype(np.float32),
+            "mutual_info": restored["mutual_info"].numpy()[0].astype(np.float32),
+            "variance": restored["variance"].numpy()[0].astype(np.float32),
+        }
+
+
+class _Mapped:
+    """Feeds ``consumer`` with ``fn(samples)``."""
+
+    def __init__(self, consumer: StreamingUncertainty, fn: Callable[[Tensor], Tensor]) -> None:
+        self.consumer = consumer
+        self.fn = fn
+
+    def update(self, samples: Tensor) -> None:
+        self.consumer.update(self.fn(samples))
+
+
+def _device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _targets(scan: Scan, output_dir: Path, scans: list[Scan], overwrite: bool) -> dict[str, Path]:
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserInputError(f"--output {output_dir} is a file, not a folder.")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    inputs = {p.resolve() for s in scans for p in s.files}
+    files = {name: output_dir / f"{scan.stem}_{name}.nii.gz" for name in OUTPUTS}
+    for path in files.values():
+        if path.resolve() in inputs:
+            raise UserInputError(f"writing {path} would overwrite an input: choose another --output folder.")
+        if path.exists() and not overwrite:
+            raise UserInputError(f"{path} exists: pass --overwrite to replace it, or choose another --output.")
+    return files
+
+
+def _stage_reporter(
+    on_progress: Callable[[str, float], None] | None, index: int, total: int, stem: str
+) -> Callable[[str, float], None]:
+    if on_progress is None:
+        return lambda stage, fraction: None
+    return lambda stage, fraction: on_progress(f"{stem}: {stage}", (index + fraction) / total)
+

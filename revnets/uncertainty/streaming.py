@@ -1,0 +1,76 @@
+"""Uncertainty maps accumulated sample by sample, so memory does not grow with the number of samples."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+EPS = 1e-12
+
+
+def _entropy(p: Tensor, dim: int) -> Tensor:
+    return -(p * p.clamp_min(EPS).log()).sum(dim)
+
+
+class StreamingUncertainty:
+    """Running sums over samples of class probabilities ``(n, B, C, *spatial)``, fed in any chunking.
+
+    :meth:`compute` gives the same maps as the batch functions of :mod:`revnets.uncertainty.maps` over
+    all samples at once, keeping ``O(B * C * voxels)`` memory (plus one ``uint8`` label map per sample
+    when ``keep_labels``).
+
+    Args:
+        keep_labels: also keep each sample's arg-max label map (for writing the samples).
+    """
+
+    def __init__(self, keep_labels: bool = False) -> None:
+        self.keep_labels = keep_labels
+        self.count = 0
+        self._sum: Tensor | None = None
+        self._sum_squares: Tensor | None = None
+        self._sum_entropy: Tensor | None = None
+        self._labels: list[Tensor] = []
+
+    def update(self, samples: Tensor) -> None:
+        """Add ``samples`` of shape ``(n, B, C, *spatial)``."""
+        if samples.dim() < 4:
+            raise ValueError(f"samples must be (n, B, C, *spatial), got shape {tuple(samples.shape)}.")
+        if not torch.isfinite(samples).all():
+            raise ValueError("samples contain NaN or infinite values.")
+        if self._sum is not None and samples.shape[1:] != self._sum.shape:
+            raise ValueError(f"samples of shape {tuple(samples.shape)} do not match earlier ones {tuple(self._sum.shape)}.")
+        p = samples.double()
+        chunk_sum, chunk_squares, chunk_entropy = p.sum(0), p.square().sum(0), _entropy(p, dim=2).sum(0)
+        if self._sum is None:
+            self._sum, self._sum_squares, self._sum_entropy = chunk_sum, chunk_squares, chunk_entropy
+        else:
+            self._sum += chunk_sum
+            self._sum_squares += chunk_squares
+            self._sum_entropy += chunk_entropy
+        if self.keep_labels:
+            self._labels.append(samples.argmax(dim=2).to(torch.uint8).cpu())
+        self.count += samples.shape[0]
+
+    def compute(self) -> dict[str, Tensor]:
+        """The maps over all samples so far.
+
+        Returns:
+            ``mean`` ``(B, C, *spatial)``; ``entropy``, ``mutual_information`` and ``variance`` (per-class
+            variance summed over classes) ``(B, *spatial)``; with ``keep_labels``, ``labels``
+            ``(N, B, *spatial)``. Float maps are float32.
+        """
+        if self._sum is None:
+            raise ValueError("no samples were added.")
+        mean = self._sum / self.count
+        entropy = _entropy(mean, dim=1)
+        mutual_information = (entropy - self._sum_entropy / self.count).clamp_min(0)
+        variance = (self._sum_squares / self.count - mean.square()).clamp_min(0).sum(1)
+        maps = {
+            "mean": mean.float(),
+            "entropy": entropy.float(),
+            "mutual_information": mutual_information.float(),
+            "variance": variance.float(),
+        }
+        if self.keep_labels:
+            maps["labels"] = torch.cat(self._labels)
+        return maps

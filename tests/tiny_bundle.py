@@ -1,0 +1,45 @@
+"""A tiny bundle with random weights, for exercising the inference path, the CLI and the Slicer logic fast."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from revnets.models import InvResUNet
+
+_NETWORK = {
+    "_target_": "revnets.models.InvResUNet",
+    "spatial_dims": 3,
+    "in_channels": 1,
+    "out_channels": 3,
+    "channels": [4, 8],
+    "blocks": 1,
+    "dropout": 0.3,
+}
+
+
+def make_tiny_bundle(directory: Path, in_channels: int = 1) -> Path:
+    """Write ``directory/tiny_bundle`` (configs/inference.json, models/model.pt) and return its path.
+
+    It reuses the preprocessing and predictor sections of the shipped ``invres_brain_tissue`` bundle,
+    with a very small network, 4 mm internal spacing and random weights.
+    """
+    shipped = Path(__file__).resolve().parents[1] / "bundles" / "invres_brain_tissue"
+    bundle = directory / "tiny_bundle"
+    shutil.copytree(shipped / "configs", bundle / "configs")
+    config_file = bundle / "configs" / "inference.json"
+    config = json.loads(config_file.read_text())
+    network = dict(_NETWORK, in_channels=in_channels)
+    config["network_def"] = network
+    config["pixdim"] = [4.0, 4.0, 4.0]
+    config["roi_size"] = [16, 16, 16]
+    config["num_samples"] = 3
+    config_file.write_text(json.dumps(config, indent=2))
+    (bundle / "models").mkdir()
+    torch.manual_seed(0)
+    model = InvResUNet(**{k: v for k, v in network.items() if k != "_target_"})
+    torch.save(model.state_dict(), bundle / "models" / "model.pt")
+    return bundle
