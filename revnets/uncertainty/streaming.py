@@ -5,11 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-EPS = 1e-12
-
-
-def _entropy(p: Tensor, dim: int) -> Tensor:
-    return -(p * p.clamp_min(EPS).log()).sum(dim)
+from revnets.uncertainty.maps import entropy as _entropy
 
 
 class StreamingUncertainty:

@@ -1,0 +1,53 @@
+"""Per-voxel uncertainty maps from samples of class probabilities ``(N, B, C, *spatial)``."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+EPS = 1e-12
+
+
+def _check(samples: Tensor) -> Tensor:
+    if samples.dim() < 4:
+        raise ValueError(f"samples must be (N, B, C, *spatial) probabilities, got shape {tuple(samples.shape)}.")
+    if not torch.isfinite(samples).all():
+        raise ValueError("samples contain NaN or infinite values.")
+    return samples
+
+
+def entropy(p: Tensor, dim: int) -> Tensor:
+    """Shannon entropy (nats) of distributions ``p`` along ``dim``; ``0 log 0 = 0``."""
+    return -(p * p.clamp_min(EPS).log()).sum(dim)
+
+
+def predictive_entropy(samples: Tensor) -> Tensor:
+    """Entropy of the mean prediction: ``(N, B, C, *spatial) -> (B, *spatial)``, in ``[0, log C]``."""
+    return entropy(_check(samples).mean(0), dim=1)
+
+
+def mutual_information(samples: Tensor) -> Tensor:
+    """Entropy of the mean minus the mean entropy (BALD): ``(N, B, C, *spatial) -> (B, *spatial)``.
+
+    The part of the predictive entropy that comes from samples disagreeing (epistemic); 0 when all
+    samples are equal.
+    """
+    samples = _check(samples)
+    return (predictive_entropy(samples) - entropy(samples, dim=2).mean(0)).clamp_min(0)
+
+
+def sample_variance(samples: Tensor) -> Tensor:
+    """Variance over samples of each class probability, summed over classes: ``(B, *spatial)``.
+
+    Population variance (divides by N), so one sample gives 0.
+    """
+    return _check(samples).var(0, correction=0).sum(1)
+
+
+def expected_cross_entropy(samples: Tensor) -> Tensor:
+    """PHiSeg's gamma map: mean over samples of the cross-entropy between the mean prediction and each
+    sample's arg-max (one-hot) label: ``(N, B, C, *spatial) -> (B, *spatial)``."""
+    samples = _check(samples)
+    log_mean = samples.mean(0).clamp_min(EPS).log()
+    labels = samples.argmax(2, keepdim=True)
+    return -torch.gather(log_mean.expand_as(samples), 2, labels).squeeze(2).mean(0)
