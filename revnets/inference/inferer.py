@@ -37,7 +37,10 @@ class SamplingInferer:
     consumer, so memory grows with ``samples_per_pass``, not with ``num_samples``.
 
     Args:
-        roi_size: window size, e.g. ``(96, 96, 96)``.
+        roi_size: largest window size, e.g. ``(96, 96, 96)``. Along an axis where the volume is smaller,
+            the window shrinks to the volume's size rounded up to a multiple of ``size_divisor``, so a
+            small volume is not padded to a large window.
+        size_divisor: every window size is a multiple of this (the network's, e.g. ``2**(levels - 1)``).
         overlap: fraction of overlap between windows.
         mode: MONAI blend mode, ``"gaussian"`` or ``"constant"``. Blending probabilities keeps them
             probabilities.
@@ -49,6 +52,7 @@ class SamplingInferer:
     def __init__(
         self,
         roi_size: Sequence[int],
+        size_divisor: int = 1,
         overlap: float = 0.25,
         mode: str = "gaussian",
         samples_per_pass: int | None = None,
@@ -56,11 +60,17 @@ class SamplingInferer:
         progress: bool = False,
     ) -> None:
         self.roi_size = tuple(roi_size)
+        self.size_divisor = size_divisor
         self.overlap = overlap
         self.mode = mode
         self.samples_per_pass = samples_per_pass
         self.memory_budget = memory_budget
         self.progress = progress
+
+    def window(self, spatial: Sequence[int]) -> tuple[int, ...]:
+        """The window used for a volume of spatial shape ``spatial``."""
+        k = self.size_divisor
+        return tuple(min(roi, -(-size // k) * k) for roi, size in zip(self.roi_size, spatial))
 
     def passes(self, num_samples: int, num_classes: int, spatial: Sequence[int]) -> list[tuple[int, int]]:
         """``(first, count)`` of each pass."""
@@ -85,6 +95,7 @@ class SamplingInferer:
 
         ``on_pass(done, total)`` is called after each pass with the number of samples done so far.
         """
+        window = self.window(inputs.shape[2:])
         for first, count in self.passes(num_samples, num_classes, inputs.shape[2:]):
 
             def predictor(patch: Tensor, location: Sequence[slice], first: int = first, count: int = count) -> Tensor:
@@ -93,7 +104,7 @@ class SamplingInferer:
 
             stitched = sliding_window_inference(
                 inputs,
-                self.roi_size,
+                window,
                 1,
                 predictor,
                 overlap=self.overlap,

@@ -143,7 +143,7 @@ class Predictor:
         torch.manual_seed(seed)
         num_classes = self.network.out_channels
         aggregator = StreamingUncertainty(keep_labels=True)
-        sampler = window_sampler(self.network, inputs.shape[2:], self.inferer.roi_size, seed)
+        sampler = window_sampler(self.network, inputs.shape[2:], self.inferer.window(inputs.shape[2:]), seed)
         bar = tqdm(total=num_samples, desc=f"sampling {scan.stem}", unit="sample", disable=not progress)
 
         def on_pass(done: int, total: int) -> None:

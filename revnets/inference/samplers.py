@@ -29,7 +29,9 @@ class DropoutFlipSampler:
         )
 
 
-def window_sampler(network: nn.Module, volume_shape: Sequence[int], roi_size: Sequence[int], seed: int) -> WindowSampler:
+def window_sampler(
+    network: nn.Module, volume_shape: Sequence[int], roi_size: Sequence[int], seed: int
+) -> WindowSampler:
     """The sampler that fits ``network``: latent noise for PHiSeg-type models, else MC dropout and flips.
 
     Args:

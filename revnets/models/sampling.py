@@ -55,7 +55,13 @@ def mc_dropout(model: nn.Module) -> Iterator[None]:
 
 
 def sample_probabilities(
-    model: nn.Module, x: Tensor, num_samples: int, output_activation: str, flips: bool = True, first: int = 0
+    model: nn.Module,
+    x: Tensor,
+    num_samples: int,
+    output_activation: str,
+    flips: bool = True,
+    first: int = 0,
+    batch_size: int = 4,
 ) -> Tensor:
     """``num_samples`` predictions of ``model`` under MC dropout and (optionally) test-time flips.
 
@@ -67,6 +73,9 @@ def sample_probabilities(
         flips: cycle through the flips of the spatial axes (identity first); False never flips.
         first: index of the first sample in the flip cycle, so that samples drawn in several calls
             (e.g. a few at a time over a large volume) follow one cycle.
+        batch_size: samples run through the network together, as one batch of ``batch_size * B``
+            (each copy draws its own dropout masks). Larger batches are faster (on CPU they also reach
+            oneDNN's convolutions for small 3D inputs) and take proportionally more memory.
 
     Returns:
         ``(N, B, C, *spatial)`` class probabilities.
@@ -74,14 +83,11 @@ def sample_probabilities(
     if num_samples < 1:
         raise ValueError(f"num_samples must be positive, got {num_samples}.")
     cycle = flip_cycle(x.dim() - 2) if flips else [()]
-    samples: Tensor | None = None
+    chunks = []
     with torch.no_grad(), mc_dropout(model):
-        for index in range(num_samples):
-            axes = cycle[(first + index) % len(cycle)]
-            prediction = probabilities(model(x.flip(axes) if axes else x), output_activation)
-            if axes:
-                prediction = prediction.flip(axes)
-            if samples is None:
-                samples = prediction.new_empty((num_samples, *prediction.shape))
-            samples[index] = prediction
-    return samples
+        for start in range(0, num_samples, batch_size):
+            axes = [cycle[(first + i) % len(cycle)] for i in range(start, min(start + batch_size, num_samples))]
+            batch = torch.cat([x.flip(a) if a else x for a in axes])
+            predictions = probabilities(model(batch), output_activation).unflatten(0, (len(axes), x.shape[0]))
+            chunks += [p.flip(a) if a else p for p, a in zip(predictions.unbind(0), axes)]
+    return torch.stack(chunks)
