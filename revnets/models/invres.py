@@ -79,7 +79,8 @@ class VAEBranch(nn.Module):
             norm_layer(norm, spatial_dims, bottom), nn.LeakyReLU(inplace=True), conv(bottom, 2 * latent_channels, 1)
         )
         layers: list[nn.Module] = [conv(latent_channels, bottom, 1)]
-        for wide, narrow in zip(channels[:0:-1], [*channels[-2:0:-1], image_channels]):
+        widths = list(reversed(channels))  # coarsest first; the last upsampling writes the image channels
+        for wide, narrow in zip(widths[:-1], [*widths[1:-1], image_channels]):
             layers += [norm_layer(norm, spatial_dims, wide), nn.LeakyReLU(inplace=True), up(wide, narrow, 2, stride=2)]
         self.decoder = nn.Sequential(*layers)
 
@@ -151,7 +152,9 @@ class InvResUNet(ReversibleUNet):
             output_activation=output_activation,
         )
         self.mode = mode
-        self.vae_branch = VAEBranch(spatial_dims, self.channels, in_channels, vae_latent_channels, norm) if vae else None
+        self.vae_branch = (
+            VAEBranch(spatial_dims, self.channels, in_channels, vae_latent_channels, norm) if vae else None
+        )
 
     def forward(self, x: Tensor) -> Tensor | InvResOutput:
         """Logits ``(B, out_channels, *spatial)``, or an :class:`InvResOutput` when training with the VAE."""

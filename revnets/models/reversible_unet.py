@@ -23,7 +23,6 @@ from collections.abc import Callable, Sequence
 
 import torch
 from monai.networks.layers.factories import Conv
-from monai.utils import ensure_tuple_rep
 from torch import Tensor, nn
 
 from revnets.core import AdditiveCoupling, InvertibleDownsample, InvertibleUpsample, ReversibleSequence
@@ -136,9 +135,9 @@ class ReversibleUNet(nn.Module):
         channels = tuple(channels)
         if len(channels) < 2 or any(c < 2 or c % 2 for c in channels):
             raise ValueError(f"channels must list at least two even widths, got {channels}.")
-        blocks = ensure_tuple_rep(blocks, len(channels))
-        if any(n < 1 for n in blocks):
-            raise ValueError(f"blocks must be positive, got {blocks}.")
+        blocks = (blocks,) * len(channels) if isinstance(blocks, int) else tuple(blocks)
+        if len(blocks) != len(channels) or any(n < 1 for n in blocks):
+            raise ValueError(f"blocks must be a positive int or one per level ({len(channels)}), got {blocks}.")
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels
         self.out_channels = out_channels

@@ -127,7 +127,8 @@ def test_every_norm_builds_and_trains_in_reversible_and_plain_form(net: str, nor
         ({"output_activation": "relu"}, "output_activation must be one of"),
         ({"channels": (8, 15)}, "at least two even widths"),
         ({"channels": (8,)}, "at least two even widths"),
-        ({"blocks": (1, 0, 1)}, "blocks must be positive"),
+        ({"blocks": (1, 0, 1)}, "blocks must be a positive int or one per level"),
+        ({"blocks": (1, 1)}, r"one per level \(3\)"),
         ({"norm": "layer"}, "norm must be one of"),
     ],
 )
