@@ -51,7 +51,7 @@ def load_volume(folder: Path, pixdim: list[float]) -> tuple[torch.Tensor, torch.
             Orientationd(keys=keys, axcodes="RAS"),
             Spacingd(keys=keys, pixdim=pixdim, mode=["bilinear"] + ["nearest"] * len(raters)),
             CropForegroundd(keys=keys, source_key="image", margin=4, allow_smaller=True),
-            NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True),
+            NormalizeIntensityd(keys="image", channel_wise=True),
         ]
     )
     data = transforms({"image": str(case / "image.nii.gz"), **dict(zip(keys[1:], raters))})
