@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
 import shlex
 import statistics
 import sys
@@ -45,6 +43,8 @@ from types import ModuleType
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
+
+from benchmark_docs import cpu_name, logical_cores, write_section
 
 from revnets.blocks import ResidualFunction
 from revnets.core import AdditiveCoupling, ReversibleSequence
@@ -316,21 +316,6 @@ def target_checks(measurements: list[Measurement]) -> list[str]:
     return checks
 
 
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo, with family and model numbers when the name is generic."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    fields = dict(re.findall(r"^(model name|cpu family|model)\s*:\s*(.+)$", info, re.MULTILINE))
-    return f"{fields.get('model name', 'unknown CPU')} (family {fields.get('cpu family')}, model {fields.get('model')})"
-
-
-def logical_cores() -> int:
-    """Logical CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def machine_description(device: str, threads: int) -> str:
     """The machine in one line: CPU, cores, torch version and threads, and the GPU when used."""
     text = f"{cpu_name()}, {logical_cores()} logical cores, torch {torch.__version__}, torch.set_num_threads({threads})"
@@ -390,20 +375,6 @@ def docs_section(command: str, machine: str, args: argparse.Namespace, table: st
         f"![peak memory and step time against depth](figures/{FIGURE.name})",
         "",
     ])
-
-
-def write_section(path: Path, section: str) -> None:
-    """Put ``section`` into ``path`` in place of the previous one with the same heading, else append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    match = re.search(rf"^{re.escape(HEADING)}[ \t]*$", text, re.MULTILINE)
-    if match is None:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        following = re.search(r"^## ", text[match.end():], re.MULTILINE)
-        rest = text[match.end() + following.start():] if following else ""
-        text = text[:match.start()] + section + ("\n" + rest if rest else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def plot(measurements: list[Measurement], path: Path, title: str) -> None:
@@ -501,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.write_docs:
         command = shlex.join(["python", "scripts/benchmark_engine.py", *argv])
-        write_section(DOCS, docs_section(command, machine, args, table, checks, skipped))
+        write_section(DOCS, HEADING, docs_section(command, machine, args, table, checks, skipped))
         shape = "x".join(map(str, args.shape))
         plot(measurements, FIGURE, f"Coupling stacks, input {shape}, {args.device}\n{machine}")
         print(f"wrote {DOCS} and {FIGURE}")

@@ -42,6 +42,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from benchmark_docs import cpu_name, logical_cores, write_section
+
 from revnets.core.memory import in_fresh_process, saved_bytes, step_peak_bytes
 from revnets.models import InvResUNet, RevMBConvUNet
 
@@ -368,16 +370,8 @@ def target_checks(measurements: list[Measurement], results: list[BudgetResult], 
     return lines
 
 
-def cpu_name() -> str:
-    try:
-        match = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
-    except OSError:
-        match = None
-    return match.group(1) if match else platform.processor() or "unknown CPU"
-
-
 def machine_description(threads: int) -> str:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = logical_cores()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (
         f"{cpu_name()}, {cores} logical cores, {memory:.0f} GiB RAM, Python {platform.python_version()}, "
@@ -489,20 +483,6 @@ def docs_section(
     )
 
 
-def write_section(path: Path, section: str) -> None:
-    """Put ``section`` into ``path`` in place of the previous one with the same heading, else append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    match = re.search(rf"^{re.escape(HEADING)}[ \t]*$", text, re.MULTILINE)
-    if match is None:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        following = re.search(r"^## ", text[match.end() :], re.MULTILINE)
-        rest = text[match.end() + following.start() :] if following else ""
-        text = text[: match.start()] + section + ("\n" + rest if rest else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nets", nargs="+", choices=list(NETS), default=list(NETS))
@@ -573,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         command = args.command or "python " + shlex.join([os.path.relpath(sys.argv[0], REPO_ROOT), *sys.argv[1:]])
         figure = args.docs.parent / "figures" / FIGURE.name
         plot(measurements, results, figure)
-        write_section(args.docs, docs_section(command, args, steps, budget_text, checks, minutes))
+        write_section(args.docs, HEADING, docs_section(command, args, steps, budget_text, checks, minutes))
         print(f"wrote {args.docs} and {figure}")
     return 0
 
