@@ -1,0 +1,363 @@
+"""PHiSeg (Baumgartner et al., MICCAI 2019) and RevPHiSeg (Gantenbein et al., 2020), 2D and 3D.
+
+A conditional VAE with a hierarchy of latent maps. With ``R = len(channels)`` resolution levels and ``L``
+latent levels, latent level ``i`` (``0`` finest) lives at ``1 / 2**(i + R - L)`` of the image size:
+
+- the **prior** ``p(z | x)`` and the **posterior** ``q(z | x, y)`` are the same network (:class:`LatentHierarchy`)
+  on the image, or on the image and the one-hot label minus 0.5: an encoder of ``R`` conv stacks joined by
+  average pooling, then, from the coarsest latent level down, a conv stack over the encoder features at that
+  level concatenated with the upsampled latent of the level below, and two 1x1 heads for the mean and the
+  (softplus) standard deviation of a diagonal Gaussian. When training, the prior is conditioned on the
+  posterior's samples, so that the KL terms compare ``q(z_i | z_>i, x, y)`` with ``p(z_i | z_>i, x)``;
+- the **likelihood** ``p(y | z)`` (:class:`Likelihood`) lifts every latent to ``2**(R - L)`` times its
+  resolution, combines them coarse to fine as a U-Net decoder does, and predicts logits at each latent level;
+  their sum over levels ``>= i`` is the level-``i`` prediction, and the sum over all levels is the output.
+
+The loss (:meth:`PHiSeg.training_loss`) is the reference's: the cross-entropy of every level's prediction
+(deep supervision), summed over voxels, plus the KL divergence between posterior and prior at every level,
+weighted ``4**i`` ("exponential weighting"), both averaged over the batch.
+
+``reversible=True`` (or :class:`RevPHiSeg`) builds every conv stack as a 1x1 channel change followed by
+additive couplings (depth 3 in the encoders and latent blocks, 2 in the decoder), whose activations are
+recomputed in backward. ``memory_saving=False`` runs that same network under plain autograd, and
+``checkpointing=True`` recomputes each conv stack from its input instead (the third point of comparison).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from monai.networks.layers.factories import Conv, Pool
+from torch import Tensor, nn
+
+from revnets.blocks.conv_stack import ConvStack
+
+UPSAMPLE_MODES = {2: "bilinear", 3: "trilinear"}
+
+
+def _upsample(x: Tensor, factor: int = 2) -> Tensor:
+    """``(B, C, *S) -> (B, C, *S * factor)``, (bi/tri)linear."""
+    return F.interpolate(x, scale_factor=factor, mode=UPSAMPLE_MODES[x.dim() - 2], align_corners=False)
+
+
+@dataclass
+class Latents:
+    """Samples and parameters of a latent hierarchy, finest level first; each ``(B, latent_channels, *S_i)``."""
+
+    z: list[Tensor]
+    mu: list[Tensor]
+    sigma: list[Tensor]
+
+
+@dataclass
+class PHiSegLoss:
+    """The training loss and its terms (each a scalar, averaged over the batch)."""
+
+    total: Tensor
+    reconstruction: list[Tensor]
+    kl: list[Tensor]
+
+
+class LatentHierarchy(nn.Module):
+    """Prior or posterior network: ``(B, in_channels, *S)`` to Gaussian latents at ``latent_levels`` levels.
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: image channels (prior) or image plus label channels (posterior).
+        channels: encoder width at each resolution level, finest first.
+        latent_levels: number of latent levels ``L`` (the coarsest ``L`` resolution levels carry one each).
+        latent_channels: channels of each latent map.
+        stack: builds a conv stack from ``(in_channels, out_channels, depth)``.
+        encoder_depth: depth of the encoder's conv stacks.
+        latent_depth: depth of the conv stack before each latent's heads.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        channels: Sequence[int],
+        latent_levels: int,
+        latent_channels: int,
+        stack: partial[ConvStack],
+        encoder_depth: int,
+        latent_depth: int,
+    ) -> None:
+        super().__init__()
+        self.offset = len(channels) - latent_levels
+        self.pool = Pool[Pool.AVG, spatial_dims](kernel_size=2)
+        widths = [in_channels, *channels]
+        self.encoder = nn.ModuleList(stack(widths[r], widths[r + 1], encoder_depth) for r in range(len(channels)))
+        lifted = latent_channels * channels[0]
+        self.lift = nn.ModuleList(stack(latent_channels, lifted, 2) for _ in range(latent_levels - 1))
+        self.blocks = nn.ModuleList(
+            stack(channels[i + self.offset] + (lifted if i < latent_levels - 1 else 0), channels[i], latent_depth)
+            for i in range(latent_levels)
+        )
+        conv = Conv[Conv.CONV, spatial_dims]
+        self.mu = nn.ModuleList(conv(channels[i], latent_channels, 1) for i in range(latent_levels))
+        self.sigma = nn.ModuleList(conv(channels[i], latent_channels, 1) for i in range(latent_levels))
+
+    def encode(self, x: Tensor) -> list[Tensor]:
+        """Encoder features at the latent levels, finest first: ``(B, channels[i + R - L], *S / 2**(i + R - L))``."""
+        features = []
+        for r, block in enumerate(self.encoder):
+            x = block(x if r == 0 else self.pool(x))
+            features.append(x)
+        return features[self.offset :]
+
+    def latents(self, features: list[Tensor], noise: Sequence[Tensor] | None = None, condition: Sequence[Tensor] | None = None) -> Latents:
+        """Sample the hierarchy from the coarsest level down.
+
+        Args:
+            features: :meth:`encode`'s output.
+            noise: standard normal noise per level, shaped like the latents; drawn here when None.
+            condition: latents to condition each finer level on instead of this network's own samples
+                (the posterior's, when the prior is trained).
+        """
+        levels = len(self.blocks)
+        z: list[Tensor] = [torch.empty(0)] * levels
+        mu, sigma = list(z), list(z)
+        below: Tensor | None = None
+        for i in reversed(range(levels)):
+            h = features[i]
+            if below is not None:
+                h = torch.cat([h, self.lift[i](_upsample(below))], dim=1)
+            h = self.blocks[i](h)
+            mu[i], sigma[i] = self.mu[i](h), F.softplus(self.sigma[i](h))
+            eps = torch.randn_like(mu[i]) if noise is None else noise[i].to(mu[i])
+            z[i] = mu[i] + sigma[i] * eps
+            below = z[i] if condition is None else condition[i]
+        return Latents(z, mu, sigma)
+
+    def forward(self, x: Tensor, noise: Sequence[Tensor] | None = None, condition: Sequence[Tensor] | None = None) -> Latents:
+        return self.latents(self.encode(x), noise, condition)
+
+
+class Likelihood(nn.Module):
+    """``p(y | z)``: latents (finest first) to per-level logits ``(B, out_channels, *S)`` at the image size.
+
+    Args:
+        spatial_dims: 2 or 3.
+        out_channels: classes.
+        channels: widths per resolution level, finest first (as for :class:`LatentHierarchy`).
+        latent_levels: ``L``.
+        latent_channels: channels of each latent map.
+        stack: builds a conv stack from ``(in_channels, out_channels, depth)``.
+        depth: depth of the conv stacks that read a latent and that combine two levels.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        out_channels: int,
+        channels: Sequence[int],
+        latent_levels: int,
+        latent_channels: int,
+        stack: partial[ConvStack],
+        depth: int,
+    ) -> None:
+        super().__init__()
+        self.offset = len(channels) - latent_levels
+        levels = range(latent_levels)
+        self.read = nn.ModuleList(stack(latent_channels, channels[i], depth) for i in levels)
+        self.lift = nn.ModuleList(nn.ModuleList(stack(channels[i], channels[i], 1) for _ in range(self.offset)) for i in levels)
+        combined = [channels[i + self.offset] for i in levels[:-1]] + [channels[latent_levels - 1]]
+        self.up = nn.ModuleList(stack(combined[i + 1], channels[i], 1) for i in levels[:-1])
+        self.combine = nn.ModuleList(stack(2 * channels[i], combined[i], depth) for i in levels[:-1])
+        conv = Conv[Conv.CONV, spatial_dims]
+        self.heads = nn.ModuleList(conv(combined[i], out_channels, 1) for i in levels)
+
+    def forward(self, z: Sequence[Tensor]) -> list[Tensor]:
+        """Logits of each level alone, finest first; the prediction of level ``i`` is the sum over levels ``>= i``."""
+        lifted = []
+        for i, zi in enumerate(z):
+            h = self.read[i](zi)
+            for step in self.lift[i]:
+                h = step(_upsample(h))
+            lifted.append(h)
+        combined = [lifted[-1]]
+        for i in reversed(range(len(z) - 1)):
+            up = self.up[i](_upsample(combined[0]))
+            combined.insert(0, self.combine[i](torch.cat([lifted[i], up], dim=1)))
+        logits = []
+        for i, h in enumerate(combined):
+            s = self.heads[i](h)
+            logits.append(F.interpolate(s, scale_factor=2**i, mode="nearest") if i else s)
+        return logits
+
+
+class PHiSeg(nn.Module):
+    """PHiSeg, or with ``reversible=True`` RevPHiSeg: several plausible segmentations of one image.
+
+    Input ``(B, in_channels, *S)`` with every spatial size divisible by :attr:`size_divisor`
+    (``2**(len(channels) - 1)``); labels are class indices ``(B, 1, *S)``, or ``(B, M, *S)`` from ``M``
+    annotators, of which :meth:`training_loss` draws one per image.
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: image channels.
+        out_channels: classes (softmax).
+        channels: widths per resolution level, finest first (the reference: 32, 64, 128, 192, 192, 192, 192).
+        latent_levels: latent levels ``L`` (the reference: 5), at most ``len(channels)``.
+        latent_channels: channels of each latent map (the reference: 2).
+        norm: ``"batch"`` (the reference), ``"instance"`` or ``"group"``.
+        reversible: RevPHiSeg's conv stacks (1x1 channel change + additive couplings).
+        memory_saving: with ``reversible``, recompute activations in backward; False is the plain-autograd twin.
+        checkpointing: recompute each conv stack from its input in backward (``torch.utils.checkpoint``).
+        kl_level_weight: the KL term of level ``i`` is weighted ``kl_level_weight**i`` (the reference: 4).
+    """
+
+    output_activation = "softmax"
+
+    def __init__(
+        self,
+        spatial_dims: int = 2,
+        in_channels: int = 1,
+        out_channels: int = 2,
+        channels: Sequence[int] = (32, 64, 128, 192, 192, 192, 192),
+        latent_levels: int = 5,
+        latent_channels: int = 2,
+        norm: str = "batch",
+        reversible: bool = False,
+        memory_saving: bool = True,
+        checkpointing: bool = False,
+        kl_level_weight: float = 4.0,
+    ) -> None:
+        super().__init__()
+        if spatial_dims not in UPSAMPLE_MODES:
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
+        if not 1 <= latent_levels <= len(channels):
+            raise ValueError(f"latent_levels must be in [1, {len(channels)}] for {len(channels)} levels, got {latent_levels}.")
+        self.spatial_dims = spatial_dims
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.channels = tuple(channels)
+        self.latent_levels = latent_levels
+        self.latent_channels = latent_channels
+        self.reversible = reversible
+        self.kl_level_weight = kl_level_weight
+        self.size_divisor = 2 ** (len(channels) - 1)
+        stack = partial(
+            ConvStack, spatial_dims, norm=norm, reversible=reversible, memory_saving=memory_saving, checkpointing=checkpointing
+        )
+        hierarchy = partial(
+            LatentHierarchy,
+            spatial_dims,
+            channels=channels,
+            latent_levels=latent_levels,
+            latent_channels=latent_channels,
+            stack=stack,
+            encoder_depth=3,
+            latent_depth=3 if reversible else 2,
+        )
+        self.prior = hierarchy(in_channels)
+        self.posterior = hierarchy(in_channels + out_channels)
+        self.likelihood = Likelihood(spatial_dims, out_channels, channels, latent_levels, latent_channels, stack, depth=2)
+
+    @property
+    def latent_scales(self) -> list[int]:
+        """Down-sampling factor of each latent level relative to the image, finest first."""
+        offset = len(self.channels) - self.latent_levels
+        return [2 ** (i + offset) for i in range(self.latent_levels)]
+
+    def check_input(self, x: Tensor) -> None:
+        """A ValueError naming the problem unless ``x`` is ``(B, in_channels, *S)`` with divisible sizes."""
+        if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"PHiSeg expects (B, {self.in_channels}, {', '.join('S' * self.spatial_dims)}), got {tuple(x.shape)}."
+            )
+        if any(s % self.size_divisor for s in x.shape[2:]):
+            raise ValueError(f"PHiSeg needs spatial sizes divisible by {self.size_divisor}, got {tuple(x.shape[2:])}.")
+
+    def latent_noise(self, x: Tensor, num_samples: int, generator: torch.Generator | None = None) -> list[Tensor]:
+        """Standard normal noise for ``num_samples`` prior samples of ``x``: per level ``(N, B, latent_channels, *S_i)``."""
+        batch, spatial = x.shape[0], x.shape[2:]
+        return [
+            torch.randn((num_samples, batch, self.latent_channels, *(s // f for s in spatial)), generator=generator).to(x)
+            for f in self.latent_scales
+        ]
+
+    def encode_prior(self, x: Tensor) -> list[Tensor]:
+        """The prior's encoder features, the part of a prior sample that does not depend on the noise."""
+        self.check_input(x)
+        return self.prior.encode(x)
+
+    def decode_prior(self, features: list[Tensor], noise: Sequence[Tensor] | None = None) -> Tensor:
+        """Logits ``(B, out_channels, *S)`` of one prior sample from :meth:`encode_prior`'s features and per-level noise."""
+        return torch.stack(self.likelihood(self.prior.latents(features, noise).z)).sum(0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(B, out_channels, *S)`` of one sample from the prior."""
+        return self.decode_prior(self.encode_prior(x))
+
+    @torch.no_grad()
+    def sample(self, x: Tensor, num_samples: int, noise: Sequence[Tensor] | None = None, batch_size: int = 4) -> Tensor:
+        """Class probabilities ``(N, B, out_channels, *S)`` of ``num_samples`` prior samples.
+
+        The prior's encoder runs once; its latent blocks and the likelihood run per sample, ``batch_size``
+        samples at a time. ``noise`` (per level ``(N, B, latent_channels, *S_i)``, see :meth:`latent_noise`)
+        fixes the samples, e.g. to keep them coherent across the windows of a large volume.
+        """
+        features = self.encode_prior(x)
+        noise = self.latent_noise(x, num_samples) if noise is None else noise
+        batch = x.shape[0]
+        chunks = []
+        for start in range(0, num_samples, batch_size):
+            count = min(batch_size, num_samples - start)
+            repeated = [f.repeat(count, *([1] * (f.dim() - 1))) for f in features]
+            eps = [n[start : start + count].flatten(0, 1) for n in noise]
+            logits = self.decode_prior(repeated, eps)
+            chunks.append(torch.softmax(logits, dim=1).unflatten(0, (count, batch)))
+        return torch.cat(chunks)
+
+    def _posterior(self, x: Tensor, y: Tensor) -> Latents:
+        onehot = F.one_hot(y[:, 0].long(), self.out_channels).movedim(-1, 1).to(x)
+        return self.posterior(torch.cat([x, onehot - 0.5], dim=1))
+
+    def reconstruct(self, x: Tensor, y: Tensor) -> Tensor:
+        """Logits ``(B, out_channels, *S)`` of one posterior sample given the image and its labels ``(B, 1, *S)``."""
+        self.check_input(x)
+        return torch.stack(self.likelihood(self._posterior(x, y).z)).sum(0)
+
+    def training_loss(self, x: Tensor, y: Tensor) -> PHiSegLoss:
+        """The reference's loss for images ``(B, in_channels, *S)`` and labels ``(B, M, *S)`` (one annotator drawn per image)."""
+        self.check_input(x)
+        if y.dim() != x.dim() or y.shape[0] != x.shape[0] or y.shape[2:] != x.shape[2:]:
+            raise ValueError(f"Labels {tuple(y.shape)} do not match images {tuple(x.shape)} as (B, M, *S).")
+        if y.shape[1] > 1:
+            pick = torch.randint(y.shape[1], (y.shape[0],), device=y.device)
+            y = y[torch.arange(y.shape[0], device=y.device), pick].unsqueeze(1)
+        q = self._posterior(x, y)
+        p = self.prior(x, condition=q.z)
+        target = y[:, 0].long()
+        batch = x.shape[0]
+        levels = self.likelihood(q.z)
+        reconstruction = []
+        accumulated = torch.zeros_like(levels[0])
+        for s in reversed(levels):
+            accumulated = accumulated + s
+            reconstruction.insert(0, F.cross_entropy(accumulated, target, reduction="sum") / batch)
+        kl = [
+            self.kl_level_weight**i * gaussian_kl(q.mu[i], q.sigma[i], p.mu[i], p.sigma[i]) / batch
+            for i in range(self.latent_levels)
+        ]
+        return PHiSegLoss(torch.stack(reconstruction).sum() + torch.stack(kl).sum(), reconstruction, kl)
+
+
+class RevPHiSeg(PHiSeg):
+    """:class:`PHiSeg` with ``reversible=True``: the same arguments, RevPHiSeg's conv stacks."""
+
+    def __init__(self, *args, reversible: bool = True, **kwargs) -> None:
+        super().__init__(*args, reversible=reversible, **kwargs)
+
+
+def gaussian_kl(mu_q: Tensor, sigma_q: Tensor, mu_p: Tensor, sigma_p: Tensor, eps: float = 1e-10) -> Tensor:
+    """``KL(N(mu_q, sigma_q^2) || N(mu_p, sigma_p^2))`` of diagonal Gaussians, summed over all elements."""
+    var_q, var_p = sigma_q.square(), sigma_p.square()
+    ratio = (var_q + (mu_q - mu_p).square()) / (var_p + eps)
+    return 0.5 * (ratio + torch.log(var_p + eps) - torch.log(var_q + eps) - 1).sum()

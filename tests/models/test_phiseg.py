@@ -1,0 +1,163 @@
+"""PHiSeg and RevPHiSeg: shapes, the exact reversible twin, the memory ratio, and learning a multi-rater task."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from revnets.core.memory import saved_bytes
+from revnets.data import mni_anatomy, tissue_raters
+from revnets.models import PHiSeg, RevPHiSeg
+from revnets.models.phiseg import gaussian_kl
+
+SMALL = dict(channels=(8, 16, 32, 32, 32), latent_levels=3)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("reversible", [False, True])
+def test_shapes_of_forward_sample_reconstruct_and_loss(spatial_dims: int, reversible: bool) -> None:
+    torch.manual_seed(0)
+    model = PHiSeg(spatial_dims, in_channels=2, out_channels=3, reversible=reversible, **SMALL)
+    size = (32,) * spatial_dims
+    x, y = torch.randn(2, 2, *size), torch.randint(0, 3, (2, 4, *size))
+    assert model(x).shape == (2, 3, *size)
+    assert model.reconstruct(x, y[:, :1]).shape == (2, 3, *size)
+    samples = model.eval().sample(x, 5, batch_size=2)
+    assert samples.shape == (5, 2, 3, *size)
+    torch.testing.assert_close(samples.sum(2), torch.ones(5, 2, *size))
+    loss = model.train().training_loss(x, y)
+    assert len(loss.reconstruction) == len(loss.kl) == 3
+    assert loss.total.isfinite() and all(k >= 0 for k in loss.kl)
+    loss.total.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_latents_follow_the_reference_layout() -> None:
+    model = PHiSeg(2, **SMALL)
+    assert model.size_divisor == 16 and model.latent_scales == [4, 8, 16]
+    noise = model.latent_noise(torch.zeros(3, 1, 64, 32), num_samples=2)
+    assert [tuple(n.shape) for n in noise] == [(2, 3, 2, 16, 8), (2, 3, 2, 8, 4), (2, 3, 2, 4, 2)]
+    assert RevPHiSeg(2).reversible and not PHiSeg(2).reversible
+    assert PHiSeg().channels == (32, 64, 128, 192, 192, 192, 192) and PHiSeg().latent_levels == 5
+
+
+def test_explicit_noise_fixes_the_samples_and_the_prior_encoder_runs_once() -> None:
+    torch.manual_seed(0)
+    model = RevPHiSeg(2, **SMALL).eval()
+    x = torch.randn(1, 1, 32, 32)
+    noise = model.latent_noise(x, 4)
+    calls = []
+    model.prior.encoder[0].register_forward_hook(lambda *_: calls.append(1))
+    first, second = model.sample(x, 4, noise=noise, batch_size=3), model.sample(x, 4, noise=noise, batch_size=4)
+    torch.testing.assert_close(first, second)
+    assert len(calls) == 2  # once per call, not once per sample
+    assert not torch.allclose(first[0], first[1])
+    one = torch.softmax(model.decode_prior(model.encode_prior(x), [n[2] for n in noise]), dim=1)
+    torch.testing.assert_close(one, first[2])
+
+
+@pytest.mark.parametrize("variant", [dict(memory_saving=False), dict(memory_saving=False, checkpointing=True)])
+def test_reversible_form_gives_the_same_loss_and_gradients_as_its_twin(variant: dict) -> None:
+    torch.manual_seed(0)
+    reversible = RevPHiSeg(2, out_channels=3, **SMALL).double()
+    twin = RevPHiSeg(2, out_channels=3, **SMALL, **variant).double()
+    twin.load_state_dict(reversible.state_dict())
+    x, y = torch.randn(2, 1, 32, 32, dtype=torch.float64), torch.randint(0, 3, (2, 2, 32, 32))
+    results = []
+    for model in (reversible, twin):
+        torch.manual_seed(1)
+        loss = model.training_loss(x, y).total
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad for n, p in model.named_parameters()}))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-12, atol=0)
+    for name, grad in results[0][1].items():
+        torch.testing.assert_close(grad, results[1][1][name], rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_checkpointed_plain_phiseg_matches_plain_phiseg() -> None:
+    torch.manual_seed(0)
+    plain, checkpointed = PHiSeg(2, **SMALL).double(), PHiSeg(2, checkpointing=True, **SMALL).double()
+    checkpointed.load_state_dict(plain.state_dict())
+    x, y = torch.randn(2, 1, 32, 32, dtype=torch.float64), torch.randint(0, 2, (2, 1, 32, 32))
+    grads = []
+    for model in (plain, checkpointed):
+        torch.manual_seed(1)
+        model.training_loss(x, y).total.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def _training_step(model: PHiSeg, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return model.training_loss(x, y).total
+
+
+@pytest.mark.parametrize(
+    "spatial_dims, size, channels",
+    [(2, 128, (32, 64, 128, 192, 192, 192, 192)), (3, 64, (8, 16, 32, 48, 48, 48, 48))],
+    ids=["2d-128-reference-widths", "3d-64"],
+)
+def test_reversible_form_saves_at_most_0_6x_the_bytes_of_phiseg(spatial_dims: int, size: int, channels: tuple) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, *(size,) * spatial_dims)
+    y = torch.randint(0, 2, (2, 1, *(size,) * spatial_dims))
+    plain = saved_bytes(_training_step, PHiSeg(spatial_dims, channels=channels), x, y)
+    reversible = saved_bytes(_training_step, RevPHiSeg(spatial_dims, channels=channels), x, y)
+    assert reversible <= 0.6 * plain, f"{reversible / plain:.2f}x"
+
+
+def test_gaussian_kl_matches_torch_distributions() -> None:
+    mu_q, mu_p = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    sigma_q, sigma_p = torch.rand(2, 3, 4) + 0.1, torch.rand(2, 3, 4) + 0.1
+    expected = torch.distributions.kl_divergence(torch.distributions.Normal(mu_q, sigma_q), torch.distributions.Normal(mu_p, sigma_p))
+    torch.testing.assert_close(gaussian_kl(mu_q, sigma_q, mu_p, sigma_p), expected.sum(), rtol=1e-5, atol=1e-5)
+    assert gaussian_kl(mu_q, sigma_q, mu_q, sigma_q).abs() < 1e-5
+
+
+def test_bad_inputs_are_named() -> None:
+    model = PHiSeg(2, **SMALL)
+    with pytest.raises(ValueError, match="divisible by 16"):
+        model(torch.randn(1, 1, 40, 32))
+    with pytest.raises(ValueError, match=r"\(B, 1, S, S\)"):
+        model(torch.randn(1, 2, 32, 32))
+    with pytest.raises(ValueError, match="do not match"):
+        model.training_loss(torch.randn(1, 1, 32, 32), torch.randint(0, 2, (1, 1, 16, 16)))
+    with pytest.raises(ValueError, match="latent_levels"):
+        PHiSeg(2, channels=(8, 16), latent_levels=3)
+
+
+def _multirater_slices() -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """Axial 64x64 slices of the MNI T1 at 3 mm ``(S, 1, 64, 64)``, its 4 tissue raters ``(S, 4, 64, 64)``."""
+    anatomy = mni_anatomy(spacing=3.0)
+    raters = tissue_raters(anatomy)
+    x0, y0 = (anatomy.t1.shape[0] - 64) // 2, (anatomy.t1.shape[1] - 64) // 2
+    z = slice(anatomy.t1.shape[2] // 2 - 8, anatomy.t1.shape[2] // 2 + 8)
+    image = anatomy.t1[x0 : x0 + 64, y0 : y0 + 64, z]
+    image = (image - image.mean()) / image.std()
+    labels = raters[:, x0 : x0 + 64, y0 : y0 + 64, z]
+    return (
+        torch.from_numpy(np.moveaxis(image, -1, 0)[:, None]).float(),
+        torch.from_numpy(np.moveaxis(labels, -1, 0)).long(),
+        np.moveaxis(labels, -1, 0),
+    )
+
+
+@pytest.mark.parametrize("reversible", [False, True], ids=["phiseg", "revphiseg"])
+def test_training_on_the_multirater_set_lowers_the_loss_and_samples_vary_where_raters_disagree(reversible: bool) -> None:
+    torch.manual_seed(0)
+    images, labels, raters = _multirater_slices()
+    model = PHiSeg(2, out_channels=3, reversible=reversible, **SMALL)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(60):
+        batch = torch.randint(0, len(images), (8,))
+        optimiser.zero_grad()
+        loss = model.training_loss(images[batch], labels[batch]).total
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
+    samples = model.eval().sample(images, 8)
+    spread = samples.std(0).sum(1).numpy()
+    disagree = (raters != raters[:, :1]).any(1)
+    assert spread[disagree].mean() > 1.5 * spread[~disagree].mean()
