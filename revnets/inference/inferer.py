@@ -14,7 +14,7 @@ class WindowSampler(Protocol):
     """Draws samples of class probabilities for one window of a volume.
 
     Called as ``sampler(patch, location, first, count)`` with ``patch`` of shape ``(b, C_in, *roi)``,
-    ``location`` the window's slices in the (padded) volume as MONAI gives them, and the global indices
+    ``location`` the window's slices ``(batch, channel, *spatial)`` in the (padded) volume, and the global indices
     ``first .. first + count - 1`` of the samples to draw. Returns ``(count, b, C, *roi)``. A sampler
     whose samples are coherent across windows (PHiSeg: one latent noise per sample for the whole volume)
     uses ``location`` and the indices to pick the same noise in every window.
@@ -99,7 +99,7 @@ class SamplingInferer:
         for first, count in self.passes(num_samples, num_classes, inputs.shape[2:]):
 
             def predictor(patch: Tensor, location: Sequence[slice], first: int = first, count: int = count) -> Tensor:
-                samples = sampler(patch, location, first, count)
+                samples = sampler(patch, location[0], first, count)  # one window per call (sw_batch_size=1)
                 return samples.transpose(0, 1).flatten(1, 2)
 
             stitched = sliding_window_inference(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import numpy as np
+import torch
 from torch import Tensor, nn
 
 from revnets.inference.inferer import WindowSampler
@@ -29,6 +32,57 @@ class DropoutFlipSampler:
         )
 
 
+class LatentNoiseSampler:
+    """Samples of a PHiSeg-type model whose latent noise is drawn once per sample for the whole volume.
+
+    Sample ``i`` uses one standard normal field per latent level, at that level's resolution and covering the
+    whole (padded) volume, seeded by ``(seed, i)``; each window reads the part of it under the window. So one
+    sample is one coherent segmentation: overlapping windows draw the same latent values and do not disagree
+    at their seams. A window whose start is not on a level's grid reads the cells it starts in (the
+    preprocessing should pad the volume to a multiple of the network's ``size_divisor``, which puts every
+    window on the grid when the window step is a multiple of it too).
+
+    Per window and pass, the prior's encoder runs once and only its latent blocks and the likelihood run
+    per sample (:meth:`~revnets.models.PHiSeg.sample`).
+
+    Args:
+        network: a model with ``latent_scales``, ``latent_channels`` and ``sample(x, n, noise=...)``.
+        volume_shape: spatial shape of the preprocessed volume.
+        roi_size: window size (MONAI pads a volume smaller than the window up to it).
+        seed: seed of the noise.
+    """
+
+    def __init__(self, network: nn.Module, volume_shape: Sequence[int], roi_size: Sequence[int], seed: int) -> None:
+        self.network = network
+        self.seed = seed
+        padded = [max(v, r) for v, r in zip(volume_shape, roi_size)]
+        self.grids = [[math.ceil(p / scale) for p in padded] for scale in network.latent_scales]
+        self._noise: dict[int, list[Tensor]] = {}
+
+    def noise(self, index: int) -> list[Tensor]:
+        """Whole-volume noise of sample ``index``: per level ``(latent_channels, *grid)``."""
+        if index not in self._noise:
+            state = np.random.SeedSequence([self.seed, index]).generate_state(1)[0]
+            generator = torch.Generator().manual_seed(int(state))
+            self._noise[index] = [
+                torch.randn((self.network.latent_channels, *grid), generator=generator) for grid in self.grids
+            ]
+        return self._noise[index]
+
+    def __call__(self, patch: Tensor, location: Sequence[slice], first: int, count: int) -> Tensor:
+        """``(b, C_in, *roi) -> (count, b, C, *roi)``."""
+        starts = [s.start or 0 for s in location[-len(self.grids[0]) :]]
+        batch = patch.shape[0]
+        noise = []
+        for level, scale in enumerate(self.network.latent_scales):
+            size = [r // scale for r in patch.shape[2:]]
+            corner = [min(s // scale, g - n) for s, g, n in zip(starts, self.grids[level], size)]
+            window = tuple(slice(c, c + n) for c, n in zip(corner, size))
+            fields = torch.stack([self.noise(i)[level][(slice(None), *window)] for i in range(first, first + count)])
+            noise.append(fields[:, None].expand(count, batch, *fields.shape[1:]).to(patch))
+        return self.network.sample(patch, count, noise=noise)
+
+
 def window_sampler(
     network: nn.Module, volume_shape: Sequence[int], roi_size: Sequence[int], seed: int
 ) -> WindowSampler:
@@ -40,4 +94,6 @@ def window_sampler(
         roi_size: sliding-window size.
         seed: seed of the per-sample latent noise.
     """
+    if hasattr(network, "latent_scales"):
+        return LatentNoiseSampler(network, volume_shape, roi_size, seed)
     return DropoutFlipSampler(network)
