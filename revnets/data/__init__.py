@@ -1,15 +1,28 @@
 """Data: example data on the real MNI anatomy, tumour phantoms, dataset layouts."""
 
+from revnets.data.brats import BratsLoadd, brats_case_files, brats_datalist
+from revnets.data.decathlon import decathlon_datalist
 from revnets.data.errors import DataError
 from revnets.data.example import write_brats_dataset, write_example_scans, write_multirater_set
 from revnets.data.mni import Anatomy, mni_anatomy, tissue_raters
+from revnets.data.multirater import LIDCDataset, load_lidc_pickle, multirater_datalist
 from revnets.data.phantom import MODALITIES, simulate_tumour_case
+from revnets.data.validation import CheckLabelValuesd, LoadAlignedImaged
 
 __all__ = [
     "MODALITIES",
     "Anatomy",
+    "BratsLoadd",
+    "CheckLabelValuesd",
     "DataError",
+    "LIDCDataset",
+    "LoadAlignedImaged",
+    "brats_case_files",
+    "brats_datalist",
+    "decathlon_datalist",
+    "load_lidc_pickle",
     "mni_anatomy",
+    "multirater_datalist",
     "simulate_tumour_case",
     "tissue_raters",
     "write_brats_dataset",
