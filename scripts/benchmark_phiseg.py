@@ -110,11 +110,11 @@ def train_and_score(reversible: bool, steps: int, seed: int) -> dict[str, float]
         optimiser.step()
     model.eval()
     geds, nccs, dices = [], [], []
-    for image, annotations in zip(images[split:], raters[split:]):
+    for image, annotators in zip(images[split:], raters[split:]):
         samples = model.sample(image[None], 16)[:, 0]
-        geds.append(float(generalized_energy_distance(samples.argmax(1), annotations, labels=[1, 2])))
-        nccs.append(float(ncc(samples, annotations)))
-        median = annotations.sort(0).values[len(annotations) // 2]
+        geds.append(float(generalized_energy_distance(samples.argmax(1), annotators, labels=[1, 2])))
+        nccs.append(float(ncc(samples, annotators)))
+        median = annotators.sort(0).values[len(annotators) // 2]
         dices.append(dice(samples.mean(0).argmax(0), median, [1, 2]).numpy())
     per_class = np.nanmean(np.stack(dices), axis=0)
     return {"ged": float(np.mean(geds)), "ncc": float(np.nanmean(nccs)), "dice_gm": float(per_class[0]), "dice_wm": float(per_class[1])}

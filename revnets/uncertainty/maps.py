@@ -44,10 +44,13 @@ def sample_variance(samples: Tensor) -> Tensor:
     return _check(samples).var(0, correction=0).sum(1)
 
 
-def expected_cross_entropy(samples: Tensor) -> Tensor:
-    """PHiSeg's gamma map: mean over samples of the cross-entropy between the mean prediction and each
-    sample's arg-max (one-hot) label: ``(N, B, C, *spatial) -> (B, *spatial)``."""
+def expected_cross_entropy(samples: Tensor, eps: float = 1e-8) -> Tensor:
+    """PHiSeg's gamma map ``E_s[CE(mean, s)] = -E_s[sum_c mean_c log(s_c + eps)]``: ``(N, B, C, *spatial) -> (B, *spatial)``.
+
+    The cross-entropy between the mean prediction and each sample, averaged over samples, with the
+    reference's ``eps`` inside the logarithm (baumgach/PHiSeg-code, ``variance_ncc_dist``). It is zero when
+    all samples agree and grows where they disagree; :func:`revnets.uncertainty.ncc` correlates it with the
+    annotators' error maps.
+    """
     samples = _check(samples)
-    log_mean = samples.mean(0).clamp_min(EPS).log()
-    labels = samples.argmax(2, keepdim=True)
-    return -torch.gather(log_mean.expand_as(samples), 2, labels).squeeze(2).mean(0)
+    return -(samples.mean(0) * (samples + eps).log().mean(0)).sum(1)

@@ -155,9 +155,7 @@ def ncc(sample_probabilities: Tensor, annotations: Tensor) -> Tensor:
     - annotator ``j``'s map ``E_s[CE(y_j, s)]``, its one-hot label against each sample;
     - ``S_NCC`` = the mean over annotators of the normalised cross-correlation (Pearson) of the two maps.
 
-    ``gamma`` here is the reference's, which differs from
-    :func:`revnets.uncertainty.expected_cross_entropy` (that one is the CE of each sample's arg-max label
-    against the mean prediction). Higher is better, at most 1. An annotator whose map, or a ``gamma`` that,
+    ``gamma`` is :func:`revnets.uncertainty.expected_cross_entropy`. Higher is better, at most 1. An annotator whose map, or a ``gamma`` that,
     is constant over the image has no defined correlation: the result is then NaN (the reference divides
     by a zero standard deviation there).
 
