@@ -9,9 +9,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from revnets.data.brats import brats_case_files
 from revnets.errors import UserInputError
 
-BRATS_MODALITIES = ("t1", "t1ce", "t2", "flair")
 _NIFTI = re.compile(r"\.nii(\.gz)?$")
 
 
@@ -51,17 +51,6 @@ def _open(path: Path) -> nib.Nifti1Image:
     return image
 
 
-def _brats_files(folder: Path) -> tuple[Path, ...]:
-    files = []
-    for modality in BRATS_MODALITIES:
-        candidates = [folder / f"{folder.name}_{modality}{ext}" for ext in (".nii.gz", ".nii")]
-        found = [c for c in candidates if c.is_file()]
-        if not found:
-            raise UserInputError(f"BraTS case folder {folder} has no {folder.name}_{modality}.nii.gz.")
-        files.append(found[0])
-    return tuple(files)
-
-
 def find_scan(path: Path, in_channels: int) -> Scan:
     """Check ``path`` (a NIfTI file or a BraTS case folder) against a model taking ``in_channels``.
 
@@ -73,7 +62,7 @@ def find_scan(path: Path, in_channels: int) -> Scan:
             modalities whose shapes or affines disagree.
     """
     if path.is_dir():
-        files = _brats_files(path)
+        files = brats_case_files(path)[0]
         stem = path.name
     else:
         files = (path,)
