@@ -47,6 +47,31 @@ def _parser() -> argparse.ArgumentParser:
     example.add_argument("directory", type=Path)
     example.add_argument("--seed", type=int, default=0)
     example.add_argument("--overwrite", action="store_true", help="replace existing files")
+
+    overlay = commands.add_parser(
+        "overlay",
+        help="draw an uncertainty map over its scan (axial, coronal, sagittal slices) as a PNG",
+        description="Draw an uncertainty map written by 'revnets predict' over its scan, with the consensus "
+        "contours, as axial, coronal and sagittal slices in one PNG (radiological convention, like 3D Slicer).",
+    )
+    overlay.add_argument(
+        "scan", type=Path, metavar="SCAN",
+        help="the scan given to 'revnets predict' (3D NIfTI; for a BraTS case, one of its modality files)",
+    )
+    overlay.add_argument(
+        "map", type=Path, metavar="MAP", help="an uncertainty map: <stem>_entropy, _mutual_info or _variance.nii.gz"
+    )
+    overlay.add_argument("--output", type=Path, required=True, help="the PNG file to write")
+    overlay.add_argument("--seg", type=Path, default=None, help="consensus labels (<stem>_seg.nii.gz) as contours")
+    overlay.add_argument(
+        "--alpha", type=float, default=0.6, help="opacity of the map at its maximum, in (0, 1] (default 0.6)"
+    )
+    overlay.add_argument("--cmap", default="inferno", help="matplotlib colour map of the map (default inferno)")
+    overlay.add_argument(
+        "--at", choices=("centre", "max"), default="centre",
+        help="slices through the centre of the volume or through the most uncertain voxel",
+    )
+    overlay.add_argument("--overwrite", action="store_true", help="replace an existing PNG")
     return parser
 
 
@@ -78,12 +103,22 @@ def _example(args: argparse.Namespace) -> None:
         print(path)
 
 
+def _overlay(args: argparse.Namespace) -> None:
+    from revnets.overlay import render_overlay
+
+    path = render_overlay(
+        args.scan, args.map, args.output, seg=args.seg, alpha=args.alpha, cmap=args.cmap, at=args.at,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote {path}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``revnets`` command; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        {"predict": _predict, "example": _example}[args.command](args)
+        {"predict": _predict, "example": _example, "overlay": _overlay}[args.command](args)
     except (UserInputError, FileExistsError, FileNotFoundError) as error:
         print(f"revnets: error: {error}", file=sys.stderr)
         return 2
