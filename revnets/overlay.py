@@ -9,16 +9,14 @@ anterior on the left of sagittal views), with the sides marked.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
 from revnets.errors import UserInputError
-from revnets.inference.scans import _open
+from revnets.files import atomic_output, open_nifti
 
 MAP_TITLES = {
     "entropy": "predictive entropy (nats)",
@@ -93,7 +91,7 @@ def render_overlay(
 
 
 def _canonical(path: Path) -> nib.Nifti1Image:
-    image = _open(path)
+    image = open_nifti(path)
     if image.ndim == 4 and image.shape[3] == 1:
         image = image.slicer[..., 0]
     if image.ndim != 3:
@@ -175,17 +173,8 @@ def _figure(
 def _save_atomically(figure, output: Path) -> None:
     import matplotlib.pyplot as plt
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".png", dir=output.parent)
-    os.close(handle)
     try:
-        figure.savefig(temporary, dpi=100, facecolor=figure.get_facecolor())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; give the PNG the usual permissions
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        with atomic_output(output, ".png") as temporary:
+            figure.savefig(temporary, dpi=100, facecolor=figure.get_facecolor())
     finally:
         plt.close(figure)

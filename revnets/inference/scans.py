@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +10,8 @@ import numpy as np
 
 from revnets.data.brats import brats_case_files
 from revnets.errors import UserInputError
+from revnets.files import NIFTI_SUFFIX, open_nifti
 
-_NIFTI = re.compile(r"\.nii(\.gz)?$")
 
 
 @dataclass(frozen=True)
@@ -37,20 +36,6 @@ class Scan:
         return str(self.files[0]) if len(self.files) == 1 else [str(f) for f in self.files]
 
 
-def _open(path: Path) -> nib.Nifti1Image:
-    if not path.is_file():
-        raise UserInputError(f"{path}: no such file.")
-    if not _NIFTI.search(path.name):
-        raise UserInputError(f"{path} is not a NIfTI file (.nii or .nii.gz).")
-    try:
-        image = nib.load(path)
-    except Exception as error:  # nibabel raises many types for garbage files
-        raise UserInputError(f"{path} is not a readable NIfTI image ({type(error).__name__}).") from error
-    if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
-        raise UserInputError(f"{path} is not a NIfTI image.")
-    return image
-
-
 def find_scan(path: Path, in_channels: int) -> Scan:
     """Check ``path`` (a NIfTI file or a BraTS case folder) against a model taking ``in_channels``.
 
@@ -66,8 +51,8 @@ def find_scan(path: Path, in_channels: int) -> Scan:
         stem = path.name
     else:
         files = (path,)
-        stem = _NIFTI.sub("", path.name)
-    images = [_open(f) for f in files]
+        stem = NIFTI_SUFFIX.sub("", path.name)
+    images = [open_nifti(f) for f in files]
     shapes = {img.shape for img in images}
     if len(shapes) > 1 or any(not np.allclose(img.affine, images[0].affine, atol=1e-4) for img in images):
         raise UserInputError(f"the modalities in {path} differ in shape or affine: {sorted(shapes)}.")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+
+from revnets.files import atomic_output
 
 
 def write_nifti(array: np.ndarray, reference: nib.Nifti1Image, path: Path) -> None:
@@ -20,11 +20,5 @@ def write_nifti(array: np.ndarray, reference: nib.Nifti1Image, path: Path) -> No
     header.set_data_dtype(array.dtype)
     header.set_data_shape(array.shape)
     image = nib.Nifti1Image(array, reference.affine, header)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".nii.gz", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_output(path, ".nii.gz") as temporary:
         nib.save(image, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
