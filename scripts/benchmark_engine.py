@@ -27,7 +27,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import statistics
 import sys
@@ -44,7 +43,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from benchmark_docs import cpu_name, logical_cores, write_section
+from benchmark_docs import MALLOC_ENV, cpu_name, logical_cores, track_live_tensors, write_section
 
 from revnets.blocks import ResidualFunction
 from revnets.core import AdditiveCoupling, ReversibleSequence
@@ -62,10 +61,6 @@ DOCS = REPO_ROOT / "docs" / "BENCHMARKS.md"
 FIGURE = REPO_ROOT / "docs" / "figures" / "engine_memory_time.png"
 HEADING = "## Engine: coupling stacks"
 MIB = 2**20
-# Every allocation of at least 128 KiB gets its own mapping, returned to the system when freed: the
-# resident set then follows the live tensors instead of glibc's heap, whose dynamic threshold keeps
-# freed blocks of up to 32 MiB resident (with it, small inputs showed ~95 MiB per block that no tensor held).
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
 # Peak memories this close count as equal: the resident set moves by pages and small heap allocations.
 MEMORY_TIE = 0.01
 
@@ -220,8 +215,7 @@ def run_configs(configs: list[Config], timeout: float) -> list[Measurement]:
 
     Configurations must list the reference method first within each depth.
     """
-    for name, value in MALLOC_ENV.items():
-        os.environ.setdefault(name, value)  # read by glibc when each fresh process starts
+    track_live_tensors()
     reference: dict[int, list[Tensor]] = {}
     measurements = []
     progress = tqdm(configs, desc="configurations", unit="config")

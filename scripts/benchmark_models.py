@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchmark_docs import cpu_name, logical_cores, write_section
+from benchmark_docs import MALLOC_ENV, cpu_name, logical_cores, track_live_tensors, write_section
 
 from revnets.core.memory import in_fresh_process, saved_bytes, step_peak_bytes
 from revnets.models import InvResUNet, RevMBConvUNet
@@ -67,9 +67,6 @@ BASE_WIDTH = 16  # channels of the finest level at multiplier 1; each level doub
 CUBE_STEP = 16
 WIDTH_STEP = 0.5
 OVER_BUDGET = 77  # exit code of a probe stopped by its watchdog
-# Every allocation of 128 KiB or more is mmapped and returned to the system when freed, so the resident set
-# follows the live tensors (read by glibc when each fresh process starts; the engine benchmark does the same).
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS = REPO_ROOT / "docs" / "BENCHMARKS.md"
 FIGURE = REPO_ROOT / "docs" / "figures" / "models_memory.png"
@@ -515,8 +512,7 @@ def available_bytes() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    for name, value in MALLOC_ENV.items():
-        os.environ.setdefault(name, value)
+    track_live_tensors()
     started = time.perf_counter()
     if args.load:
         with open(args.load, "rb") as file:

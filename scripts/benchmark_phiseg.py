@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark_docs import cpu_name, logical_cores, write_section
+from benchmark_docs import MALLOC_ENV, cpu_name, logical_cores, track_live_tensors, write_section
 
 from revnets.core.memory import in_fresh_process, saved_bytes, step_peak_bytes
 from revnets.data.slices import mni_multirater_slices
@@ -131,6 +131,7 @@ def main() -> None:
     parser.add_argument("--write-docs", action="store_true", help=f"write the tables into {DOCS.name}")
     args = parser.parse_args()
 
+    track_live_tensors()
     machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{cpu_name()}, {logical_cores()} logical cores"
     lines = [
         HEADING,
@@ -139,7 +140,8 @@ def main() -> None:
         f"{args.threads} thread(s), by `python scripts/benchmark_phiseg.py {shlex.join(sys.argv[1:])}`.",
         "",
         "One training step (PHiSeg loss, forward and backward). *saved*: bytes autograd keeps for backward; "
-        "*peak*: memory the step adds (CPU: resident-set high-water mark); *ratio*: saved bytes over PHiSeg's.",
+        "*peak*: memory the step adds (CPU: resident-set high-water mark after a warm-up step, with "
+        f"`{' '.join(f'{k}={v}' for k, v in MALLOC_ENV.items())}`); *ratio*: saved bytes over PHiSeg's.",
         "",
         "| setting | form | saved (MiB) | ratio | peak (MiB) | time (s) |",
         "|---|---|---:|---:|---:|---:|",
