@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 benchmark: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[test,benchmark]"
+	$(PY) -m pip install --quiet torch==2.13.0 -e ".[test,benchmark]"  # torch pinned in the same resolve
 	$(PY) scripts/benchmark_engine.py
 
 clean:
