@@ -10,6 +10,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from revnets.errors import UserInputError
+
 BACKENDS = ("nccl", "gloo")
 
 
@@ -28,21 +30,21 @@ def local_device(backend: str) -> torch.device:
 
 
 def init_distributed(backend: str) -> None:
-    """Join the process group (once), with nccl bind this process to its GPU, and on ranks other than 0 let
-    the root logger pass only warnings (rank 0 logs for all).
+    """Join the process group (once), with nccl bind this process to its GPU, and on ranks other than 0 log
+    only warnings and errors (rank 0 logs for all).
 
     Raises:
-        RuntimeError: not started by ``torchrun`` (``RANK`` / ``WORLD_SIZE`` missing from the environment).
+        UserInputError: not started by ``torchrun`` (``RANK`` / ``WORLD_SIZE`` missing from the environment).
     """
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        raise RuntimeError("multi_gpu_train.json must be run under torchrun (RANK and WORLD_SIZE are not set).")
+        raise UserInputError("multi_gpu_train.json must be run under torchrun (RANK and WORLD_SIZE are not set).")
     device = local_device(backend)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
     if dist.get_rank() > 0:
-        logging.getLogger().setLevel(logging.WARNING)
+        logging.disable(logging.INFO)  # every logger, also those with their own level (MONAI's StatsHandler)
 
 
 def rank() -> int:

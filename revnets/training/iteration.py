@@ -1,94 +1,99 @@
-"""One training iteration for MONAI's ``SupervisedTrainer`` when the loss needs more than ``(logits, label)``.
+"""The training step for MONAI's ``SupervisedTrainer`` when the loss needs more than ``(logits, label)``.
 
-``SupervisedTrainer`` computes ``loss_function(network(image), label)``. Two of our models need more: the
-InvRes VAE regulariser compares a reconstruction with the input image, and PHiSeg's ELBO is a method of the
-model over image and label (its posterior net sees the label). :class:`LossIteration` is the trainer's
-``iteration_update``: forward, the model-specific loss, backward, optimizer step, and MONAI's output dict
-(``image``, ``label``, ``pred``, ``loss``), so MONAI's handlers (``StatsHandler``, metrics, checkpoints)
-work unchanged. It fires none of MONAI's ``IterationEvents`` itself; ignite's ``ITERATION_COMPLETED`` still
-fires as usual.
+``SupervisedTrainer`` computes ``loss_function(network(image), label)``. Two of our model families need more:
+the InvRes VAE regulariser compares a reconstruction with the input image, and PHiSeg's ELBO is a method of
+the model over image and label (its posterior net sees the label). :class:`LossIteration` is the trainer's
+``iteration_update`` for both; :class:`ModelLoss` turns a model's loss method into its ``forward`` so that
+``DistributedDataParallel`` can wrap it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import nullcontext
 from typing import Any
 
-import torch
+from monai.engines import IterationEvents
 from monai.utils import CommonKeys
 from torch import Tensor, nn
 
-LOSS_INPUTS = ("prediction", "prediction_and_image", "network")
+LOSS_INPUTS = ("prediction_and_image", "network")
 
 
 class LossIteration:
-    """``iteration_update`` for :class:`monai.engines.SupervisedTrainer`.
+    """``iteration_update`` for :class:`monai.engines.SupervisedTrainer`: forward, loss, backward, step.
 
-    How the trainer's ``loss_function`` is called, by ``loss_inputs``:
+    How the loss is computed, by ``loss_inputs``:
 
-    - ``"prediction"``: ``loss_function(network(image), label)``, as SupervisedTrainer does (DiceCE, Dice+BCE);
     - ``"prediction_and_image"``: ``loss_function(network(image), label, image)``, e.g.
-      :class:`~revnets.models.losses.InvResVAELoss`; ``pred`` is the output's ``logits`` when it has them;
-    - ``"network"``: the network computes its own loss, ``network(image, label)`` returning the scalar loss
-      (or ``(loss, logits)``), e.g. PHiSeg's ELBO; ``loss_function`` is not used. Calling the network (not
-      one of its methods) keeps DistributedDataParallel's gradient synchronisation.
+      :class:`~revnets.models.losses.InvResVAELoss`; ``pred`` in the output is the network output's
+      ``logits`` when it has them (an :class:`~revnets.models.invres.InvResOutput`), else the output;
+    - ``"network"``: ``network(image, label)`` returns the scalar loss itself (a :class:`ModelLoss`, e.g. over
+      PHiSeg's ``training_loss``); the trainer's ``loss_function`` is not called and the output has no ``pred``.
 
-    The optimizer steps every iteration (gradient accumulation is not supported). With ``engine.amp`` on
-    CUDA, the forward runs under autocast and the loss is scaled by the engine's ``GradScaler``.
+    The output is MONAI's dict (``image``, ``label``, ``pred``, ``loss``) and MONAI's ``IterationEvents`` fire
+    as in ``SupervisedTrainer``'s own iteration, so MONAI's handlers work unchanged. Automatic mixed
+    precision and gradient accumulation are not supported (a ValueError says so).
 
     Args:
         loss_inputs: one of :data:`LOSS_INPUTS`.
     """
 
-    def __init__(self, loss_inputs: str = "prediction") -> None:
+    def __init__(self, loss_inputs: str = "prediction_and_image") -> None:
         if loss_inputs not in LOSS_INPUTS:
             raise ValueError(f"loss_inputs must be one of {LOSS_INPUTS}, got {loss_inputs!r}.")
         self.loss_inputs = loss_inputs
 
     def __call__(self, engine: Any, batchdata: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Run one iteration on ``batchdata`` (a collated dict with ``image`` and ``label``)."""
+        """One iteration on a collated batch with ``image`` ``(B, C_in, *spatial)`` and ``label``."""
         if batchdata is None:
             raise ValueError("LossIteration needs a batch of data, got None.")
-        batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
-        image, label = batch[0], batch[1]
+        if engine.amp or engine.accumulation_steps > 1:
+            raise ValueError("LossIteration supports neither amp nor accumulation_steps > 1 of SupervisedTrainer.")
+        image, label = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)[:2]
+        engine.state.output = output = {CommonKeys.IMAGE: image, CommonKeys.LABEL: label}
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        scaler = engine.scaler if engine.amp else None
-        with torch.autocast("cuda", **engine.amp_kwargs) if scaler is not None else nullcontext():
-            loss, prediction = self.loss(engine.network, engine.loss_function, image, label)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(engine.optimizer)
-            scaler.update()
+        if self.loss_inputs == "network":
+            loss = engine.network(image, label)
+            engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         else:
-            loss.backward()
-            engine.optimizer.step()
-        engine.state.output = {
-            CommonKeys.IMAGE: image,
-            CommonKeys.LABEL: label,
-            CommonKeys.PRED: prediction.detach(),
-            CommonKeys.LOSS: loss.detach(),
-        }
+            prediction = engine.network(image)
+            output[CommonKeys.PRED] = getattr(prediction, "logits", prediction)
+            engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+            loss = engine.loss_function(prediction, label, image)
+        output[CommonKeys.LOSS] = loss.mean()
+        engine.fire_event(IterationEvents.LOSS_COMPLETED)
+        output[CommonKeys.LOSS].backward()
+        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        engine.optimizer.step()
+        # MODEL_COMPLETED is where MONAI decollates the output (decollate=True) into a new engine.state.output
+        engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return engine.state.output
 
-    def loss(self, network: nn.Module, loss_function: Callable | None, image: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
-        """The scalar loss and the prediction ``(B, C, *spatial)`` of one forward pass."""
-        if self.loss_inputs == "network":
-            output = network(image, label)
-            loss, prediction = output if isinstance(output, tuple) else (output, label)
-            return loss.mean(), prediction
-        output = network(image)
-        if self.loss_inputs == "prediction_and_image":
-            loss = loss_function(output, label, image)
-        else:
-            loss = loss_function(output, label)
-        return loss.mean(), getattr(output, "logits", output)
 
+class ModelLoss(nn.Module):
+    """A model whose training loss is one of its methods, as a module that computes it in ``forward``.
 
-def loss_value(output: dict[str, Tensor] | list[dict[str, Tensor]]) -> float:
-    """The scalar loss of a trainer's ``state.output``, decollated (a list of dicts) or not (a dict); the
-    ``output_transform`` of a ``StatsHandler`` that logs the training loss."""
-    if isinstance(output, list):
-        output = output[0]
-    return float(output[CommonKeys.LOSS])
+    ``forward(image)`` is ``model(image)`` (validation, inference); ``forward(image, label)`` is
+    ``model.<method>(image, label)``, or its ``total`` when the method returns a record of loss terms (PHiSeg's
+    ``training_loss`` returns ``PHiSegLoss(total, reconstruction, kl)``). Calling the loss through ``forward``
+    is what lets ``DistributedDataParallel`` wrap the model and average its gradients. The wrapper has no
+    parameters of its own: save and load ``model``'s state dict.
+
+    Args:
+        model: the network, e.g. :class:`~revnets.models.PHiSeg`.
+        method: the name of the model's loss method, called as ``method(image, label)``.
+    """
+
+    def __init__(self, model: nn.Module, method: str = "training_loss") -> None:
+        super().__init__()
+        if not callable(getattr(model, method, None)):
+            raise ValueError(f"{type(model).__name__} has no loss method {method!r}.")
+        self.model = model
+        self.method = method
+
+    def forward(self, image: Tensor, label: Tensor | None = None) -> Tensor:
+        """Logits ``(B, C, *spatial)`` without ``label``; with it, the scalar training loss."""
+        if label is None:
+            return self.model(image)
+        loss = getattr(self.model, self.method)(image, label)
+        return getattr(loss, "total", loss)

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 
-import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform, RandomizableTransform
+from monai.transforms import MapTransform, RandomizableTransform, SpatialCrop
 
 
 class PickAnnotatord(RandomizableTransform, MapTransform):
@@ -61,7 +60,8 @@ class SlabCropd(MapTransform):
 
     With a single training subject, a slab held out from training (e.g. the top quarter of the brain,
     ``axis=2, start=0.75, stop=1.0`` in RAS) is the validation region, and its complement the training
-    region. Image and label must share the spatial shape.
+    region: slabs that meet at the same fraction share no voxel. The crop is MONAI's ``SpatialCrop``, so a
+    ``MetaTensor``'s affine follows it. Image and label must share the spatial shape.
 
     Args:
         keys: keys of ``(C, *spatial)`` arrays to crop.
@@ -84,10 +84,11 @@ class SlabCropd(MapTransform):
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         for key in self.key_iterator(d):
-            array = d[key]
-            length = array.shape[1 + self.axis]
-            begin, end = int(np.floor(self.start * length)), int(np.ceil(self.stop * length))
-            index = [slice(None)] * array.ndim
-            index[1 + self.axis] = slice(begin, max(end, begin + 1))
-            d[key] = array[tuple(index)]
+            length = d[key].shape[1 + self.axis]
+            # one rounding for both ends, so that [0, f) and [f, 1) split the axis without overlap
+            begin = round(self.start * length)
+            end = max(round(self.stop * length), begin + 1)
+            slices = [slice(None)] * (d[key].ndim - 1)
+            slices[self.axis] = slice(begin, end)
+            d[key] = SpatialCrop(roi_slices=slices)(d[key])
         return d
