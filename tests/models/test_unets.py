@@ -32,7 +32,7 @@ def test_indivisible_input_size_names_shape_and_multiple(net: str, spatial_dims:
     model = small_net(net, spatial_dims)
     assert model.size_divisor == 4
     shape = (1, IN_CHANNELS, 8, 10, 8)[: spatial_dims + 2]
-    with pytest.raises(ValueError, match=rf"divisible by 4, got input shape \(1, 2, 8, 10.*DivisiblePad\(k=4\)"):
+    with pytest.raises(ValueError, match=r"divisible by 4, got input shape \(1, 2, 8, 10.*DivisiblePad\(k=4\)"):
         model(torch.randn(shape))
     with pytest.raises(ValueError, match=r"expects input \(B, 2, \*spatial\)"):
         model(torch.randn(1, 3, *[8] * spatial_dims))
