@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from revnets.errors import UserInputError
+from revnets.errors import RevnetsError
 
 BUNDLE_WARNING = "a bundle's configs can run Python code: only use bundle folders you trust"
 
@@ -113,14 +113,26 @@ def _overlay(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
+def _message(error: Exception) -> str:
+    """The one line for ``error``, with the option that changes the outcome where there is one."""
+    from revnets.files import OutputExistsError, ProtectedOutputError
+
+    message = " ".join(str(error).split())
+    if isinstance(error, OutputExistsError):
+        message += " Pass --overwrite to replace it, or choose another --output."
+    elif isinstance(error, ProtectedOutputError):
+        message += " Choose another --output folder."
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``revnets`` command; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         {"predict": _predict, "example": _example, "overlay": _overlay}[args.command](args)
-    except (UserInputError, FileExistsError, FileNotFoundError) as error:
-        print(f"revnets: error: {error}", file=sys.stderr)
+    except (RevnetsError, FileExistsError, FileNotFoundError) as error:
+        print(f"revnets: error: {_message(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("revnets: cancelled", file=sys.stderr)

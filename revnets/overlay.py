@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 
 from revnets.errors import UserInputError
-from revnets.files import atomic_output, open_nifti
+from revnets.files import OutputUnit, open_nifti
 
 MAP_TITLES = {
     "entropy": "predictive entropy (nats)",
@@ -65,7 +65,8 @@ def render_overlay(
 
     Raises:
         UserInputError: missing or unreadable files, volumes that are not 3D or not in the same space,
-            a bad ``alpha``, ``cmap`` or ``at``, an existing ``output`` without ``overwrite``.
+            a bad ``alpha``, ``cmap`` or ``at``.
+        revnets.files.OutputError: ``output`` exists (without ``overwrite``), is an input, or cannot be written.
     """
     import matplotlib
 
@@ -78,15 +79,15 @@ def render_overlay(
         raise UserInputError(f"--at must be one of {', '.join(POINTS)}, got {at}.")
     if output.suffix.lower() != ".png":
         raise UserInputError(f"--output {output} must end in .png.")
-    if output.exists() and not overwrite:
-        raise UserInputError(f"{output} exists: pass --overwrite to replace it, or choose another --output.")
+    unit = OutputUnit({"picture": output}, protected=[p for p in (scan, uncertainty, seg) if p], overwrite=overwrite)
+    unit.check()
     reference = _canonical(scan)
     volumes = {"scan": reference.get_fdata(dtype=np.float32), "map": _matching(uncertainty, reference, scan)}
     if seg is not None:
         volumes["seg"] = np.rint(_matching(seg, reference, scan)).astype(np.int64)
     point = _point(volumes["map"], at)
     figure = _figure(volumes, reference.header.get_zooms()[:3], point, map_title(uncertainty), alpha, cmap)
-    _save_atomically(figure, output)
+    _save(figure, unit)
     return output
 
 
@@ -170,11 +171,11 @@ def _figure(
     return figure
 
 
-def _save_atomically(figure, output: Path) -> None:
+def _save(figure, unit: OutputUnit) -> None:
     import matplotlib.pyplot as plt
 
     try:
-        with atomic_output(output, ".png") as temporary:
-            figure.savefig(temporary, dpi=100, facecolor=figure.get_facecolor())
+        with unit:
+            figure.savefig(unit.path("picture"), format="png", dpi=100, facecolor=figure.get_facecolor())
     finally:
         plt.close(figure)

@@ -117,9 +117,9 @@ def test_outputs_never_replace_inputs_or_existing_files(bundle: Path, tmp_path: 
     clash = _scan(tmp_path / "a_seg.nii.gz")
     before = clash.read_bytes()
     err = _error(capsys, _predict(bundle, first, clash, "--output", tmp_path))
-    assert "would overwrite an input" in err and clash.read_bytes() == before
+    assert "would replace an input file. Choose another --output" in err and clash.read_bytes() == before
     assert _predict(bundle, first, "--output", tmp_path / "out") == 0
-    assert "exists: pass --overwrite" in _error(capsys, _predict(bundle, first, "--output", tmp_path / "out"))
+    assert "exists. Pass --overwrite" in _error(capsys, _predict(bundle, first, "--output", tmp_path / "out"))
     assert _predict(bundle, first, "--output", tmp_path / "out", "--overwrite") == 0
 
 

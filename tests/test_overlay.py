@@ -134,7 +134,7 @@ def test_output_must_be_png_and_is_never_replaced_without_overwrite(case, tmp_pa
     assert "must end in .png" in _error(capsys, _overlay(case, tmp_path / "o.jpg"))
     output = tmp_path / "o.png"
     output.write_bytes(b"keep")
-    assert "exists: pass --overwrite" in _error(capsys, _overlay(case, output))
+    assert "exists. Pass --overwrite" in _error(capsys, _overlay(case, output))
     assert output.read_bytes() == b"keep"
     assert _overlay(case, output, "--overwrite") == 0
     assert matplotlib.image.imread(output).shape == (440, 1200, 4)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from revnets.errors import UserInputError
+from revnets.files import OutputUnit, refuse_shared_targets
 from revnets.inference.inferer import SamplingInferer
 from revnets.inference.samplers import window_sampler
 from revnets.inference.scans import Scan, find_scan
@@ -100,24 +101,39 @@ class Predictor:
     ) -> list[dict[str, Path]]:
         """Segment each input; return, per input, the written files by output name (see ``OUTPUTS``).
 
+        Each input's five files are one :class:`~revnets.files.OutputUnit`: they appear together or not at
+        all, never replace an input file (every file of a BraTS case folder counts), and never replace an
+        existing file unless ``overwrite`` (checked before any work, and again at the moment each file is
+        moved into place).
+
         Raises:
             UserInputError: a missing or unreadable input, wrong dimensionality or channel count,
-                NaN/Inf voxels, an output folder that is a file, an output that exists (without
-                ``overwrite``) or would replace an input.
+                NaN/Inf voxels.
+            revnets.files.OutputError: two inputs with the same output names, an output folder that is a
+                file or not writable, an output that exists (without ``overwrite``) or would replace an
+                input, a full disk.
         """
         num_samples = self.num_samples if num_samples is None else num_samples
         if num_samples < 1:
             raise UserInputError(f"--samples must be at least 1, got {num_samples}.")
         scans = [find_scan(Path(p), self.network.in_channels) for p in inputs]
-        targets = [_targets(scan, Path(output_dir), scans, overwrite) for scan in scans]
+        inputs_files = [file for scan in scans for file in scan.input_files]
+        units = {
+            str(scan.path): OutputUnit(_targets(scan, Path(output_dir)), protected=inputs_files, overwrite=overwrite)
+            for scan in scans
+        }
+        refuse_shared_targets(units)
+        for unit in units.values():
+            unit.check()
         written = []
-        for index, (scan, files) in enumerate(zip(scans, targets)):
+        for index, (scan, unit) in enumerate(zip(scans, units.values())):
             report = _stage_reporter(on_progress, index, len(scans), scan.stem)
-            maps = self.sample_scan(scan, num_samples, seed, progress, report)
-            report("writing", 1.0)
-            for name, array in maps.items():
-                write_nifti(array, scan.reference, files[name])
-            written.append(files)
+            with unit:
+                maps = self.sample_scan(scan, num_samples, seed, progress, report)
+                report("writing", 1.0)
+                for name, array in maps.items():
+                    write_nifti(array, scan.reference, unit.path(name))
+            written.append(unit.targets)
         return written
 
     def sample_scan(
@@ -205,18 +221,8 @@ def _device(device: str) -> str:
     return device
 
 
-def _targets(scan: Scan, output_dir: Path, scans: list[Scan], overwrite: bool) -> dict[str, Path]:
-    if output_dir.exists() and not output_dir.is_dir():
-        raise UserInputError(f"--output {output_dir} is a file, not a folder.")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    inputs = {p.resolve() for s in scans for p in s.files}
-    files = {name: output_dir / f"{scan.stem}_{name}.nii.gz" for name in OUTPUTS}
-    for path in files.values():
-        if path.resolve() in inputs:
-            raise UserInputError(f"writing {path} would overwrite an input: choose another --output folder.")
-        if path.exists() and not overwrite:
-            raise UserInputError(f"{path} exists: pass --overwrite to replace it, or choose another --output.")
-    return files
+def _targets(scan: Scan, output_dir: Path) -> dict[str, Path]:
+    return {name: output_dir / f"{scan.stem}_{name}.nii.gz" for name in OUTPUTS}
 
 
 def _stage_reporter(

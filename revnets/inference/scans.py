@@ -31,6 +31,14 @@ class Scan:
     reference: nib.Nifti1Image
 
     @property
+    def input_files(self) -> tuple[Path, ...]:
+        """Every file of this input, never to be replaced: the files read and, for a case folder, every other
+        file in it (such as its ground truth ``<case>_seg.nii.gz``)."""
+        if not self.path.is_dir():
+            return self.files
+        return tuple(dict.fromkeys((*self.files, *sorted(p for p in self.path.iterdir() if p.is_file()))))
+
+    @property
     def loader_input(self) -> str | list[str]:
         """What MONAI's ``LoadImaged`` takes: one path, or a list stacked as channels."""
         return str(self.files[0]) if len(self.files) == 1 else [str(f) for f in self.files]

@@ -12,6 +12,7 @@ from ignite.engine import Events
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
 from revnets.errors import UserInputError
+from revnets.files import atomic_output
 from revnets.training.distributed import is_main_process
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -65,10 +66,8 @@ class ResumableCheckpoint:
 
     def save(self, engine: Any, objects: Mapping[str, Any]) -> None:
         """Write the state dicts of ``objects`` to :attr:`path` (through a temporary file)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".partial")
-        torch.save({name: obj.state_dict() for name, obj in objects.items()}, partial)
-        partial.replace(self.path)
+        with atomic_output(self.path) as partial:
+            torch.save({name: obj.state_dict() for name, obj in objects.items()}, partial)
 
 
 class BestMetricState:

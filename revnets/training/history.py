@@ -11,6 +11,7 @@ import torch
 from ignite.engine import Events
 from monai.utils import CommonKeys
 
+from revnets.files import atomic_output
 from revnets.training.distributed import is_main_process
 
 
@@ -69,10 +70,8 @@ class TrainingHistory:
         return summary
 
     def write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".partial")
-        partial.write_text(json.dumps(self.summary(), indent=1) + "\n")
-        partial.replace(self.path)
+        with atomic_output(self.path) as partial:
+            partial.write_text(json.dumps(self.summary(), indent=1) + "\n")
 
     def state_dict(self) -> dict:
         return {"epochs": self.epochs}
