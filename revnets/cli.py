@@ -13,7 +13,10 @@ from pathlib import Path
 
 from revnets.errors import RevnetsError
 
-BUNDLE_WARNING = "a bundle's configs can run Python code: only use bundle folders you trust"
+BUNDLE_WARNING = (
+    "a bundle's configs can run Python code: a bundle folder other than the shipped ones (checked by their "
+    "SHA-256 digests) runs only with --trust-bundle"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +34,16 @@ def _parser() -> argparse.ArgumentParser:
         "inputs", nargs="+", type=Path, metavar="INPUT",
         help="a NIfTI scan (3D, or 4D with channels last) or a BraTS-layout case folder",
     )
-    predict.add_argument("--bundle", type=Path, required=True, help="bundle folder (with configs/inference.json)")
+    predict.add_argument(
+        "--bundle", required=True,
+        help="a shipped bundle's name (invres_brain_tissue, revmbconv_brats, revphiseg_brain_tissue) or a bundle "
+        "folder (with configs/inference.json)",
+    )
+    predict.add_argument(
+        "--trust-bundle", action="store_true",
+        help="run a bundle folder that is not one of the shipped bundles (or whose files changed): its configs "
+        "can run Python code, so pass this only for bundles from a source you trust",
+    )
     predict.add_argument("--output", type=Path, required=True, help="output folder (created if missing)")
     predict.add_argument("--samples", type=int, default=None, help="number of samples (default: the bundle's)")
     predict.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -81,7 +93,7 @@ def _predict(args: argparse.Namespace) -> None:
     def progress_line(stage: str, fraction: float) -> None:
         print(f"PROGRESS {round(100 * fraction)} {stage}", flush=True)
 
-    predictor = Predictor.from_bundle(args.bundle, device=args.device)
+    predictor = Predictor.from_bundle(args.bundle, device=args.device, trust=args.trust_bundle)
     written = predictor.predict(
         args.inputs,
         args.output,
@@ -116,9 +128,12 @@ def _overlay(args: argparse.Namespace) -> None:
 def _message(error: Exception) -> str:
     """The one line for ``error``, with the option that changes the outcome where there is one."""
     from revnets.files import OutputExistsError, ProtectedOutputError
+    from revnets.trust import UntrustedBundleError
 
     message = " ".join(str(error).split())
-    if isinstance(error, OutputExistsError):
+    if isinstance(error, UntrustedBundleError):
+        message += " Pass --trust-bundle if you trust its source."
+    elif isinstance(error, OutputExistsError):
         message += " Pass --overwrite to replace it, or choose another --output."
     elif isinstance(error, ProtectedOutputError):
         message += " Choose another --output folder."

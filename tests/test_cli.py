@@ -31,7 +31,7 @@ def _scan(path: Path, shape: tuple[int, ...] = (30, 26, 20), affine: np.ndarray 
 
 
 def _predict(bundle: Path, *args: str | Path) -> int:
-    return main(["predict", *map(str, args), "--bundle", str(bundle), "--progress", "none"])
+    return main(["predict", *map(str, args), "--bundle", str(bundle), "--trust-bundle", "--progress", "none"])
 
 
 def test_predict_writes_five_files_in_the_input_space(bundle: Path, tmp_path: Path) -> None:
@@ -126,12 +126,15 @@ def test_outputs_never_replace_inputs_or_existing_files(bundle: Path, tmp_path: 
 def test_missing_bundle_is_an_error(tmp_path: Path, capsys) -> None:
     scan = _scan(tmp_path / "case.nii.gz")
     err = _error(capsys, _predict(tmp_path / "no_bundle", scan, "--output", tmp_path / "out"))
-    assert "is not a bundle folder" in err
+    assert "no_bundle is neither a bundle folder nor a shipped bundle (invres_brain_tissue" in err
 
 
 def test_progress_lines_for_programs(bundle: Path, tmp_path: Path, capsys) -> None:
     scan = _scan(tmp_path / "case.nii.gz")
-    code = main(["predict", str(scan), "--bundle", str(bundle), "--output", str(tmp_path / "o"), "--progress", "lines"])
+    code = main([
+        "predict", str(scan), "--bundle", str(bundle), "--trust-bundle", "--output", str(tmp_path / "o"),
+        "--progress", "lines",
+    ])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
     percents = [int(line.split()[1]) for line in lines if line.startswith("PROGRESS ")]

@@ -19,12 +19,14 @@ from monai.transforms import Compose, Invertd
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from revnets.errors import UserInputError
+from revnets.bundles import BundleError, check_config, load_weights, resolve_bundle
+from revnets.errors import RevnetsError, UserInputError
 from revnets.files import OutputUnit, refuse_shared_targets
 from revnets.inference.inferer import SamplingInferer
 from revnets.inference.samplers import window_sampler
 from revnets.inference.scans import Scan, find_scan
 from revnets.inference.writer import write_nifti
+from revnets.trust import require_trusted
 from revnets.uncertainty import StreamingUncertainty
 
 OUTPUTS = ("seg", "samples", "entropy", "mutual_info", "variance")
@@ -63,30 +65,42 @@ class Predictor:
     to_classes: Callable[[Tensor], Tensor] | None = None
 
     @classmethod
-    def from_bundle(cls, bundle: Path, device: str = "auto") -> Predictor:
-        """Build from a MONAI bundle folder (``configs/inference.json``, ``models/model.pt``).
+    def from_bundle(cls, bundle: str | Path, device: str = "auto", trust: bool = False) -> Predictor:
+        """Build from a MONAI bundle: a shipped bundle's name or a bundle folder (``configs/inference.json``,
+        ``models/model.pt``).
 
-        A bundle's config can run Python code: only load bundles you trust. Weights are read with
+        A bundle's config can run Python code, so only a shipped bundle whose files match their recorded
+        digests is loaded unless ``trust`` is set (see :mod:`revnets.trust`). Weights are read with
         ``torch.load(..., weights_only=True)``.
+
+        Raises:
+            revnets.trust.UntrustedBundleError: not a shipped bundle (or changed), and ``trust`` is off.
+            revnets.bundles.BundleError: missing files, invalid JSON, weights that cannot be loaded.
+            UserInputError: no such bundle, or CUDA asked for but unavailable.
         """
-        config_file = bundle / "configs" / "inference.json"
-        if not config_file.is_file():
-            raise UserInputError(f"{bundle} is not a bundle folder: {config_file} is missing.")
+        folder = resolve_bundle(bundle)
+        config_file = folder / "configs" / "inference.json"
+        check_config(config_file)
+        require_trusted(folder, trust)
         if device == "cuda" and not torch.cuda.is_available():
             raise UserInputError("--device cuda was asked for, but no CUDA device is available.")
         parser = ConfigParser()
         parser.read_config(str(config_file))
-        parser["bundle_root"] = str(bundle)
+        parser["bundle_root"] = str(folder)
         parser["device"] = _device(device)
-        return parser.get_parsed_content("predictor")
+        try:
+            return parser.get_parsed_content("predictor")
+        except Exception as error:  # MONAI wraps what a component raises in RuntimeError
+            cause = _revnets_cause(error)
+            if cause is not None:
+                raise cause from error
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise BundleError(f"{config_file} could not be built: {reason}") from error
 
     def __post_init__(self) -> None:
         self.device = torch.device(_device(str(self.device)))
         if self.weights is not None:
-            weights = Path(self.weights)
-            if not weights.is_file():
-                raise UserInputError(f"the model weights {weights} are missing.")
-            self.network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            load_weights(self.network, self.weights)
         self.network = self.network.to(self.device).eval()
 
     def predict(
@@ -213,6 +227,15 @@ class _Mapped:
 
     def update(self, samples: Tensor) -> None:
         self.consumer.update(self.fn(samples))
+
+
+def _revnets_cause(error: BaseException) -> RevnetsError | None:
+    """The first :class:`RevnetsError` in the chain of causes of ``error``."""
+    while error is not None:
+        if isinstance(error, RevnetsError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _device(device: str) -> str:
