@@ -1,4 +1,4 @@
-"""The ``revnets`` command: ``revnets predict``, ``revnets example`` and ``revnets overlay``.
+"""The ``revnets`` command: ``revnets predict``, ``revnets example``, ``revnets overlay`` and ``revnets bundles``.
 
 A user error (missing or unreadable file, wrong shape, bad argument) prints one line ``revnets: error:
 ...`` and exits with code 2; nothing half-written is left behind.
@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from revnets import __version__
 from revnets.errors import RevnetsError
 
 BUNDLE_WARNING = (
@@ -23,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="revnets", description="Reversible networks that segment 3D scans and say where they are unsure."
     )
+    parser.add_argument("--version", action="version", version=f"revnets {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     predict = commands.add_parser(
@@ -84,6 +86,16 @@ def _parser() -> argparse.ArgumentParser:
         help="slices through the centre of the volume or through the most uncertain voxel",
     )
     overlay.add_argument("--overwrite", action="store_true", help="replace an existing PNG")
+
+    bundles = commands.add_parser(
+        "bundles", help="list the shipped bundles (names for --bundle), or copy one into a folder",
+        description="Without arguments: one line per shipped bundle, its name and task. 'copy NAME DIR' writes "
+        "the bundle to DIR/NAME, e.g. to read its model card or to start a bundle of your own from it.",
+    )
+    bundle_commands = bundles.add_subparsers(dest="bundles_command")
+    copy = bundle_commands.add_parser("copy", help="copy a shipped bundle to DIR/NAME")
+    copy.add_argument("name", metavar="NAME", help="a shipped bundle's name")
+    copy.add_argument("directory", type=Path, metavar="DIR", help="the folder to copy it into (created if missing)")
     return parser
 
 
@@ -140,12 +152,33 @@ def _message(error: Exception) -> str:
     return message
 
 
+def _bundles(args: argparse.Namespace) -> None:
+    import json
+    import shutil
+
+    from revnets.bundles import BundleNotFoundError, shipped_bundles
+
+    shipped = shipped_bundles()
+    if args.bundles_command is None:
+        for name, folder in shipped.items():
+            task = json.loads((folder / "configs" / "metadata.json").read_text(encoding="utf-8")).get("task", "")
+            print(f"{name}\t{task}")
+        return
+    if args.name not in shipped:
+        raise BundleNotFoundError(f"{args.name} is not a shipped bundle ({', '.join(shipped) or 'none found'}).")
+    target = args.directory / args.name
+    if target.exists():
+        raise FileExistsError(f"{target} already exists.")
+    shutil.copytree(shipped[args.name], target)
+    print(target)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``revnets`` command; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        {"predict": _predict, "example": _example, "overlay": _overlay}[args.command](args)
+        {"predict": _predict, "example": _example, "overlay": _overlay, "bundles": _bundles}[args.command](args)
     except (RevnetsError, FileExistsError, FileNotFoundError) as error:
         print(f"revnets: error: {_message(error)}", file=sys.stderr)
         return 2
