@@ -7,6 +7,9 @@ from torch import Tensor
 
 from revnets.uncertainty.maps import entropy as _entropy
 
+CROSS_ENTROPY_EPS = 1e-8
+"""The ``eps`` inside the logarithm of the expected cross-entropy, as in :func:`revnets.uncertainty.expected_cross_entropy`."""
+
 
 class StreamingUncertainty:
     """Running sums over samples of class probabilities ``(n, B, C, *spatial)``, fed in any chunking.
@@ -17,14 +20,18 @@ class StreamingUncertainty:
 
     Args:
         keep_labels: also keep each sample's arg-max label map (for writing the samples).
+        expected_cross_entropy: also accumulate ``log(p + eps)`` for the expected cross-entropy map
+            (:func:`revnets.uncertainty.expected_cross_entropy`, one more ``B * C * voxels`` sum).
     """
 
-    def __init__(self, keep_labels: bool = False) -> None:
+    def __init__(self, keep_labels: bool = False, expected_cross_entropy: bool = False) -> None:
         self.keep_labels = keep_labels
+        self.expected_cross_entropy = expected_cross_entropy
         self.count = 0
         self._sum: Tensor | None = None
         self._sum_squares: Tensor | None = None
         self._sum_entropy: Tensor | None = None
+        self._sum_log: Tensor | None = None
         self._labels: list[Tensor] = []
 
     def update(self, samples: Tensor) -> None:
@@ -43,6 +50,9 @@ class StreamingUncertainty:
             self._sum += chunk_sum
             self._sum_squares += chunk_squares
             self._sum_entropy += chunk_entropy
+        if self.expected_cross_entropy:
+            chunk_log = (p + CROSS_ENTROPY_EPS).log().sum(0)
+            self._sum_log = chunk_log if self._sum_log is None else self._sum_log + chunk_log
         if self.keep_labels:
             self._labels.append(samples.argmax(dim=2).to(torch.uint8).cpu())
         self.count += samples.shape[0]
@@ -52,7 +62,8 @@ class StreamingUncertainty:
 
         Returns:
             ``mean`` ``(B, C, *spatial)``; ``entropy``, ``mutual_information`` and ``variance`` (per-class
-            variance summed over classes) ``(B, *spatial)``; with ``keep_labels``, ``labels``
+            variance summed over classes) ``(B, *spatial)``; with ``expected_cross_entropy``,
+            ``expected_cross_entropy`` ``(B, *spatial)``; with ``keep_labels``, ``labels``
             ``(N, B, *spatial)``. Float maps are float32.
         """
         if self._sum is None:
@@ -67,6 +78,8 @@ class StreamingUncertainty:
             "mutual_information": mutual_information.float(),
             "variance": variance.float(),
         }
+        if self._sum_log is not None:
+            maps["expected_cross_entropy"] = -(mean * self._sum_log / self.count).sum(1).float()
         if self.keep_labels:
             maps["labels"] = torch.cat(self._labels)
         return maps

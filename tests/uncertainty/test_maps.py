@@ -48,7 +48,7 @@ def test_disagreeing_one_hot_samples_are_all_epistemic() -> None:
 @pytest.mark.parametrize("chunks", [[6], [1, 1, 1, 1, 1, 1], [2, 4], [5, 1]])
 def test_streaming_equals_batch_computation(chunks) -> None:
     samples = torch.softmax(torch.randn(6, 2, 3, 4, 5, 6), dim=2)
-    aggregator = StreamingUncertainty(keep_labels=True)
+    aggregator = StreamingUncertainty(keep_labels=True, expected_cross_entropy=True)
     for part in samples.split(chunks):
         aggregator.update(part)
     maps = aggregator.compute()
@@ -56,6 +56,7 @@ def test_streaming_equals_batch_computation(chunks) -> None:
     assert torch.allclose(maps["entropy"], predictive_entropy(samples), atol=1e-5)
     assert torch.allclose(maps["mutual_information"], mutual_information(samples), atol=1e-5)
     assert torch.allclose(maps["variance"], sample_variance(samples), atol=1e-5)
+    assert torch.allclose(maps["expected_cross_entropy"], expected_cross_entropy(samples).float(), atol=1e-5)
     assert torch.equal(maps["labels"], samples.argmax(2).to(torch.uint8))
 
 
