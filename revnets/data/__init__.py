@@ -6,17 +6,20 @@ from revnets.data.errors import DataError
 from revnets.data.example import write_brats_dataset, write_example_scans, write_multirater_set
 from revnets.data.mni import Anatomy, mni_anatomy, tissue_raters
 from revnets.data.multirater import LIDCDataset, load_lidc_pickle, multirater_datalist
+from revnets.data.multirater_benchmark import RATERS, RaterModel, synthetic_subject, write_multirater_benchmark
 from revnets.data.phantom import MODALITIES, simulate_tumour_case
 from revnets.data.validation import CheckLabelValuesd, LoadAlignedImaged
 
 __all__ = [
     "MODALITIES",
+    "RATERS",
     "Anatomy",
     "BratsLoadd",
     "CheckLabelValuesd",
     "DataError",
     "LIDCDataset",
     "LoadAlignedImaged",
+    "RaterModel",
     "brats_case_files",
     "brats_datalist",
     "decathlon_datalist",
@@ -24,8 +27,10 @@ __all__ = [
     "mni_anatomy",
     "multirater_datalist",
     "simulate_tumour_case",
+    "synthetic_subject",
     "tissue_raters",
     "write_brats_dataset",
     "write_example_scans",
+    "write_multirater_benchmark",
     "write_multirater_set",
 ]
