@@ -1,0 +1,53 @@
+"""What makes a twin a :class:`~revnets.models.SegmentationModel`: sampling, the default loss, the size rule."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from revnets.core import Form
+from revnets.models.losses import default_segmentation_loss, pick_annotator
+from revnets.models.protocol import Sampling, SegmentationLoss, TrainingLoss
+from revnets.models.sampling import sample_probabilities
+
+
+class TwinSegmentation(nn.Module):
+    """Base of the twins: MC dropout / flip samples and a Dice + CE training loss over ``forward``'s logits.
+
+    Subclasses set ``spatial_dims``, ``in_channels``, ``out_channels``, ``form``, ``output_activation`` and
+    ``size_divisor``. When ``forward`` returns deep-supervision outputs ``(B, 1 + K, C, *S)`` (DynUNet in
+    training mode), :meth:`training_loss` weights the ``K + 1`` losses by ``2**-i``, normalised (nnU-Net).
+    """
+
+    sampling = Sampling.DROPOUT_FLIPS
+    spatial_dims: int
+    in_channels: int
+    out_channels: int
+    form: Form
+    output_activation: str
+    size_divisor: int
+
+    def sample(self, x: Tensor, num_samples: int, flips: bool = True) -> Tensor:
+        """Class probabilities ``(N, B, C, *S)`` from MC dropout (active where the network has dropout) and
+        test-time flips of ``x`` ``(B, in_channels, *S)``; reproducible under ``torch.manual_seed``."""
+        return sample_probabilities(self, x, num_samples, self.output_activation, flips)
+
+    def training_loss(
+        self, x: Tensor, y: Tensor, segmentation_loss: SegmentationLoss | None = None
+    ) -> TrainingLoss:
+        """``segmentation_loss(logits, y)`` (default Dice + CE) of images ``(B, in_channels, *S)``.
+
+        With a softmax output, ``y`` is class indices ``(B, M, *S)`` of ``M`` annotators, one drawn per
+        image; with a sigmoid output, ``y`` is the ``(B, out_channels, *S)`` binary label maps.
+        """
+        loss = segmentation_loss or default_segmentation_loss(self.output_activation)
+        if self.output_activation == "softmax":
+            y = pick_annotator(x, y)
+        output = self(x)
+        if output.dim() == x.dim():
+            segmentation = loss(output, y)
+            return TrainingLoss(segmentation, {"segmentation": segmentation})
+        terms = torch.stack([loss(head, y) for head in output.unbind(1)])
+        weights = 0.5 ** torch.arange(len(terms), dtype=terms.dtype, device=terms.device)
+        total = (weights * terms).sum() / weights.sum()
+        return TrainingLoss(total, {"segmentation": terms[0], "deep_supervision": terms})
