@@ -5,14 +5,16 @@ probabilities ``(N, C, *spatial)``) against that case's annotations ``(M, *spati
 ``(N, B, ...)`` call it per case on ``samples[:, b]``. Results are 0-dim (or, for :func:`dice`, 1-dim)
 ``float64`` tensors on the samples' device.
 
-Conventions shared by :func:`generalized_energy_distance` and :func:`hungarian_matched_iou`, as in the
-reference code (baumgach/PHiSeg-code, ``utils.generalised_energy_distance``): the similarity of two label
-maps is their IoU per class averaged over ``labels``, where a class empty in both maps has IoU 1 and a
-class empty in only one has IoU 0; their distance is ``d = 1 - IoU``. ``labels`` defaults to every
-nonzero label present in the samples or annotations; the reference passes all foreground classes of the
-task (``range(1, nlabels)``), including ones absent from this case, which each add an IoU of 1 and so
-shrink ``d``; pass ``labels`` explicitly to reproduce that. With no labels at all (every map is
-background) all maps agree: ``d = 0``.
+Conventions shared by :func:`generalized_energy_distance`, :func:`hungarian_matched_iou` and
+:func:`mean_pairwise_distance`, as in the reference code (baumgach/PHiSeg-code,
+``utils.generalised_energy_distance``): the similarity of two label maps is their IoU per class averaged
+over ``labels``, where a class empty in both maps has IoU 1 and a class empty in only one has IoU 0; their
+distance is ``d = 1 - IoU``. Which classes to average over matters (up to 0.4 in GED on tissue maps): the
+reference passes every foreground class of the task, ``label_range=range(1, nlabels)``, including ones
+absent from this case, which each add an IoU of 1. Pass ``num_classes`` (then ``labels`` is
+``range(1, num_classes)``, the reference's convention) or ``labels`` explicitly; with neither, ``labels``
+is every nonzero label present in the samples or annotations (the behaviour of earlier versions, kept for
+callers that relied on it). With no labels at all (every map is background) all maps agree: ``d = 0``.
 """
 
 from __future__ import annotations
@@ -53,7 +55,15 @@ def _check_sets(samples: Tensor, annotations: Tensor) -> None:
         )
 
 
-def _labels(samples: Tensor, annotations: Tensor, labels: Sequence[int] | None) -> list[int]:
+def _labels(
+    samples: Tensor, annotations: Tensor, labels: Sequence[int] | None, num_classes: int | None = None
+) -> list[int]:
+    if labels is not None and num_classes is not None:
+        raise UserInputError("give labels or num_classes, not both.")
+    if num_classes is not None:
+        if num_classes < 2:
+            raise UserInputError(f"num_classes must count background and at least one class, got {num_classes}.")
+        return list(range(1, num_classes))
     if labels is None:
         present = set(torch.unique(samples).tolist()) | set(torch.unique(annotations).tolist())
         return sorted(int(label) for label in present if label != 0)
@@ -80,7 +90,9 @@ def _pairwise_iou(a: Tensor, b: Tensor, labels: list[int]) -> Tensor:
     return iou / len(labels)
 
 
-def generalized_energy_distance(samples: Tensor, annotations: Tensor, labels: Sequence[int] | None = None) -> Tensor:
+def generalized_energy_distance(
+    samples: Tensor, annotations: Tensor, labels: Sequence[int] | None = None, num_classes: int | None = None
+) -> Tensor:
     """Squared generalised energy distance ``D^2_GED`` between samples and annotations, as PHiSeg reports it.
 
     ``D^2_GED = 2 E[d(S, Y)] - E[d(S, S')] - E[d(Y, Y')]`` with ``d = 1 - IoU`` (see the module docstring).
@@ -92,20 +104,24 @@ def generalized_energy_distance(samples: Tensor, annotations: Tensor, labels: Se
         samples: predicted label maps ``(N, *spatial)``, integer.
         annotations: annotators' label maps ``(M, *spatial)``, integer.
         labels: classes to average the IoU over; default every nonzero label present.
+        num_classes: instead of ``labels``, the task's number of classes (background included): the IoU is
+            averaged over ``range(1, num_classes)`` as in the reference.
 
     Returns:
         0-dim float64 tensor.
     """
     _check_sets(samples, annotations)
     annotations = annotations.to(samples.device)
-    labels = _labels(samples, annotations, labels)
+    labels = _labels(samples, annotations, labels, num_classes)
     cross = 1 - _pairwise_iou(samples, annotations, labels)
     within_samples = 1 - _pairwise_iou(samples, samples, labels)
     within_annotations = 1 - _pairwise_iou(annotations, annotations, labels)
     return 2 * cross.mean() - within_samples.mean() - within_annotations.mean()
 
 
-def hungarian_matched_iou(samples: Tensor, annotations: Tensor, labels: Sequence[int] | None = None) -> Tensor:
+def hungarian_matched_iou(
+    samples: Tensor, annotations: Tensor, labels: Sequence[int] | None = None, num_classes: int | None = None
+) -> Tensor:
     """Mean IoU of the best one-to-one matching of samples to annotations (HM-IoU, Kohl et al. 2019).
 
     Both sets are repeated to ``L = lcm(N, M)`` maps (the samples ``L / N`` times, the annotations
@@ -117,18 +133,44 @@ def hungarian_matched_iou(samples: Tensor, annotations: Tensor, labels: Sequence
         samples: predicted label maps ``(N, *spatial)``, integer.
         annotations: annotators' label maps ``(M, *spatial)``, integer.
         labels: classes to average the IoU over; default every nonzero label present.
+        num_classes: instead of ``labels``, average over ``range(1, num_classes)`` (the reference's convention).
 
     Returns:
         0-dim float64 tensor.
     """
     _check_sets(samples, annotations)
     annotations = annotations.to(samples.device)
-    iou = _pairwise_iou(samples, annotations, _labels(samples, annotations, labels))
+    iou = _pairwise_iou(samples, annotations, _labels(samples, annotations, labels, num_classes))
     n, m = iou.shape
     common = math.lcm(n, m)
     tiled = iou.tile(common // n, common // m)
     rows, cols = linear_sum_assignment(tiled.cpu().numpy(), maximize=True)
     return tiled[torch.as_tensor(rows), torch.as_tensor(cols)].mean()
+
+
+def mean_pairwise_distance(
+    maps: Tensor, labels: Sequence[int] | None = None, num_classes: int | None = None
+) -> Tensor:
+    """The spread of a set of label maps: ``E[d(S, S')]`` over distinct pairs, ``d = 1 - IoU``.
+
+    Compare the samples' spread with the annotators' (the same function on the annotations): GED rewards
+    spread (its ``- E[d(S, S')]`` term), so a model can lower GED by sampling wider than the annotators
+    disagree. Distinct pairs ``i != j`` only (unlike GED's within-set terms), so identical maps give 0 and
+    the value does not shrink with fewer maps.
+
+    Args:
+        maps: label maps ``(N, *spatial)``, integer, ``N >= 2``.
+        labels, num_classes: the classes the IoU is averaged over, as for :func:`generalized_energy_distance`.
+
+    Returns:
+        0-dim float64 tensor.
+    """
+    _check_set("maps", maps)
+    if maps.shape[0] < 2:
+        raise UserInputError(f"the spread of a set needs at least 2 maps, got {maps.shape[0]}.")
+    distance = 1 - _pairwise_iou(maps, maps, _labels(maps, maps, labels, num_classes))
+    n = maps.shape[0]
+    return distance.sum() / (n * (n - 1))
 
 
 def _correlation(a: Tensor, b: Tensor) -> Tensor:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from revnets.errors import UserInputError
-from revnets.uncertainty import dice, generalized_energy_distance, hungarian_matched_iou, ncc
+from revnets.uncertainty import dice, generalized_energy_distance, hungarian_matched_iou, mean_pairwise_distance, ncc
 
 A = torch.tensor([1, 1, 0, 0])
 B = torch.tensor([0, 0, 1, 1])  # disjoint from A
@@ -131,3 +131,58 @@ def test_bad_inputs_are_rejected() -> None:
         ncc(probabilities[0], maps)
     with pytest.raises(UserInputError, match="differ in shape"):
         dice(A, torch.zeros(5, dtype=torch.long), labels=[1])
+
+
+def _reference_style_ged(samples: torch.Tensor, annotations: torch.Tensor, classes: int) -> float:
+    """GED by the reference's definition, written out with loops: IoU per foreground class 1..classes-1,
+    1 when absent from both maps, 0 when absent from one, averaged; all pairs, diagonal included."""
+
+    def distance(a: torch.Tensor, b: torch.Tensor) -> float:
+        ious = []
+        for label in range(1, classes):
+            x, y = a == label, b == label
+            if not x.any() and not y.any():
+                ious.append(1.0)
+            elif not x.any() or not y.any():
+                ious.append(0.0)
+            else:
+                ious.append(float((x & y).sum() / (x | y).sum()))
+        return 1 - sum(ious) / (classes - 1)
+
+    def mean(xs: torch.Tensor, ys: torch.Tensor) -> float:
+        return sum(distance(x, y) for x in xs for y in ys) / (len(xs) * len(ys))
+
+    return 2 * mean(samples, annotations) - mean(samples, samples) - mean(annotations, annotations)
+
+
+def test_ged_with_num_classes_follows_the_reference_convention() -> None:
+    sample, annotation = torch.tensor([1, 1, 0, 0]), torch.tensor([1, 0, 0, 0])
+    # Classes 1 and 2: IoU 1/2 for class 1, class 2 absent from both counts as 1, d = 1/4.
+    assert generalized_energy_distance(_maps(sample), _maps(annotation), num_classes=3).item() == pytest.approx(0.5)
+    # Present labels only (the default without num_classes): d = 1/2.
+    assert generalized_energy_distance(_maps(sample), _maps(annotation)).item() == pytest.approx(1.0)
+    generator = torch.Generator().manual_seed(0)
+    samples = torch.randint(0, 3, (5, 4, 6), generator=generator)  # class 3 never occurs
+    annotations = torch.randint(0, 3, (3, 4, 6), generator=generator)
+    expected = _reference_style_ged(samples, annotations, classes=4)
+    assert generalized_energy_distance(samples, annotations, num_classes=4).item() == pytest.approx(expected)
+    assert hungarian_matched_iou(samples, annotations, num_classes=4).item() == pytest.approx(
+        hungarian_matched_iou(samples, annotations, labels=[1, 2, 3]).item()
+    )
+
+
+def test_labels_and_num_classes_are_exclusive_and_checked() -> None:
+    with pytest.raises(UserInputError, match="not both"):
+        generalized_energy_distance(_maps(A), _maps(B), labels=[1], num_classes=2)
+    with pytest.raises(UserInputError, match="at least one class"):
+        hungarian_matched_iou(_maps(A), _maps(B), num_classes=1)
+
+
+def test_mean_pairwise_distance_averages_distinct_pairs() -> None:
+    # d(A, C) = 1/2, d(A, B) = d(C, B) = 1.
+    assert mean_pairwise_distance(_maps(A, C, B)).item() == pytest.approx(2.5 / 3)
+    assert mean_pairwise_distance(_maps(A, A)).item() == 0
+    # With class 2 counted (absent: IoU 1) every distance halves.
+    assert mean_pairwise_distance(_maps(A, C, B), num_classes=3).item() == pytest.approx(2.5 / 6)
+    with pytest.raises(UserInputError, match="at least 2 maps"):
+        mean_pairwise_distance(_maps(A))
