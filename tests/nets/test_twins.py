@@ -1,0 +1,118 @@
+"""The twins of MONAI's networks: MONAI's contract, exact gradients in every form, memory, arguments."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from monai.networks import nets as monai_nets
+
+from revnets import nets
+from revnets.core.memory import saved_bytes
+from revnets.models import SegmentationModel
+from tests.nets.configs import DEFAULTS_3D, NAMES, config, monai_net, twin
+
+SIZE = {2: (24, 16), 3: (16, 16, 8)}
+
+
+def _input(spatial_dims: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.randn(2, 2, *SIZE[spatial_dims], dtype=dtype)
+
+
+def _gradients(net: torch.nn.Module, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Gradients of ``(net(x) * weights).sum()`` w.r.t. every parameter and ``x``, flattened; same dropout."""
+    x = x.clone().requires_grad_(True)
+    torch.manual_seed(1)
+    (net(x) * weights).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    return torch.cat([*(p.grad.flatten() for p in net.parameters()), x.grad.flatten()])
+
+
+@pytest.mark.parametrize("form", ["reversible", "checkpointed"])
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_equal_the_plain_form_in_float64(name: str, spatial_dims: int, form: str) -> None:
+    plain = twin(name, spatial_dims, form="plain").double()
+    other = twin(name, spatial_dims, form=form).double()
+    other.load_state_dict(plain.state_dict())
+    x = _input(spatial_dims, torch.float64)
+    torch.manual_seed(1)
+    weights = torch.randn_like(plain(x))
+
+    expected, actual = _gradients(plain, x, weights), _gradients(other, x, weights)
+
+    assert ((actual - expected).norm() / expected.norm()).item() <= 1e-9
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("name", NAMES)
+def test_output_shape_is_monais_for_the_same_arguments(name: str, spatial_dims: int, training: bool) -> None:
+    x = _input(spatial_dims)
+    ours, theirs = twin(name, spatial_dims).train(training), monai_net(name, spatial_dims).train(training)
+    with torch.no_grad():
+        assert ours(x).shape == theirs(x).shape
+    if name == "DynUNet" and training:  # deep supervision: (B, 1 + deep_supr_num, C, *S)
+        assert ours(x).shape == (2, 3, 3, *SIZE[spatial_dims])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_parameter_count_is_within_5_percent_of_monais_at_the_default_3d_configuration(name: str) -> None:
+    ours = sum(p.numel() for p in getattr(nets, name)(**DEFAULTS_3D[name]).parameters())
+    theirs = sum(p.numel() for p in getattr(monai_nets, name)(**DEFAULTS_3D[name]).parameters())
+    assert abs(ours / theirs - 1) <= 0.05, (ours, theirs)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reversible_twin_saves_at_most_a_quarter_of_monais_bytes_for_backward_at_32_cubed(name: str) -> None:
+    x = torch.randn(1, 1, 32, 32, 32)
+
+    def loss(net: torch.nn.Module) -> torch.Tensor:
+        return net(x).square().mean()
+
+    ours = saved_bytes(loss, getattr(nets, name)(**DEFAULTS_3D[name], form="reversible"))
+    theirs = saved_bytes(loss, getattr(monai_nets, name)(**DEFAULTS_3D[name]))
+    assert ours <= 0.25 * theirs, (ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "argument"),
+    [
+        ("SegResNet", {"init_filters": 7, "norm": ("group", {"num_groups": 7})}, "init_filters"),
+        ("DynUNet", {"filters": [8, 15, 16, 24]}, "filters"),
+        ("UNet", {"num_res_units": 0}, "num_res_units"),
+        ("UNet", {"channels": (8, 15, 24)}, "channels"),
+    ],
+)
+def test_arguments_a_reversible_block_cannot_take_raise_naming_the_argument(
+    name: str, change: dict, argument: str
+) -> None:
+    arguments = {**config(name, 3), **change}
+    getattr(monai_nets, name)(**arguments)  # MONAI itself accepts them
+    with pytest.raises(ValueError, match=argument):
+        getattr(nets, name)(**arguments)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forms_share_one_state_dict(name: str) -> None:
+    keys = {form: list(twin(name, form=form).state_dict()) for form in ("reversible", "plain", "checkpointed")}
+    assert keys["reversible"] == keys["plain"] == keys["checkpointed"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_twins_are_segmentation_models_with_samples_and_a_training_loss(name: str) -> None:
+    net = twin(name, 3)
+    x = _input(3)
+    assert isinstance(net, SegmentationModel)
+    assert net.size_divisor == {"SegResNet": 4, "DynUNet": 8, "UNet": 4}[name]
+
+    samples = net.sample(x, num_samples=3)
+    assert samples.shape == (3, 2, 3, *SIZE[3])
+    assert torch.allclose(samples.sum(dim=2), torch.ones(()), atol=1e-5)
+    assert not torch.equal(samples[0], samples[1])  # MC dropout and a flip
+
+    labels = torch.randint(0, 3, (2, 2, *SIZE[3]))  # two annotators
+    loss = net.train().training_loss(x, labels)
+    loss.total.backward()
+    assert torch.isfinite(loss.total)
+    if name == "DynUNet":
+        assert loss.terms["deep_supervision"].shape == (3,)
