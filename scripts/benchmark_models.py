@@ -41,26 +41,21 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
 from benchmark_docs import MALLOC_ENV, cpu_name, logical_cores, track_live_tensors, write_section
 
+from revnets.core import Form
 from revnets.core.memory import in_fresh_process, saved_bytes, step_peak_bytes
-from revnets.models import InvResUNet, RevMBConvUNet
+from revnets.models.catalog import MODELS, build, forms_of
 
-NETS = {"invres": InvResUNet, "revmbconv": RevMBConvUNet}
+NETS = ("invres", "revmbconv")
 FORMS = {
-    "invres": {
-        "reversible": {"mode": "partial"},
-        "full": {"mode": "full"},
-        "plain": {"mode": "plain"},
-        "checkpointed": {"mode": "plain", "checkpointing": True},
-    },
-    "revmbconv": {
-        "reversible": {"reversible": True},
-        "plain": {"reversible": False},
-        "checkpointed": {"reversible": False, "checkpointing": True},
-    },
+    net: {
+        **{form.value: {"name": net, "form": form} for form in forms_of(net)},
+        **({"full": {"name": "invres-full", "form": Form.REVERSIBLE}} if net == "invres" else {}),
+    }
+    for net in NETS
 }
+"""Each network's columns: its three forms, and for InvRes also the fully invertible variant (catalog names)."""
 REFERENCE = "plain"
 IN_CHANNELS, OUT_CHANNELS = 4, 3
 BASE_WIDTH = 16  # channels of the finest level at multiplier 1; each level doubles it
@@ -87,12 +82,13 @@ class Config:
     @property
     def depth(self) -> int:
         """Couplings per level: ``blocks`` or the network's default."""
-        return self.blocks or inspect.signature(NETS[self.net]).parameters["blocks"].default
+        return self.blocks or inspect.signature(MODELS[self.net]).parameters["blocks"].default
 
     def build(self) -> torch.nn.Module:
         channels = tuple(int(BASE_WIDTH * self.width) * 2**level for level in range(4))
         depth = {} if self.blocks is None else {"blocks": self.blocks}
-        return NETS[self.net](3, IN_CHANNELS, OUT_CHANNELS, channels=channels, **depth, **FORMS[self.net][self.form])
+        column = FORMS[self.net][self.form]
+        return build(column["name"], column["form"], 3, IN_CHANNELS, OUT_CHANNELS, channels=channels, **depth)
 
 
 @dataclass(frozen=True)

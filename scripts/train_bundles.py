@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from benchmark_docs import cpu_name
 from monai.bundle import ConfigParser
 from monai.losses import DiceCELoss
 from monai.transforms import (
@@ -53,10 +54,8 @@ from monai.transforms import (
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from benchmark_docs import cpu_name
 from revnets.data import write_brats_dataset, write_multirater_set
 from revnets.inference.scans import find_scan
-from revnets.models.losses import InvResVAELoss
 from revnets.uncertainty import generalized_energy_distance, ncc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,8 +157,8 @@ def brats_data(folder: Path, preprocessing: Compose) -> tuple[list[Volume], list
 
 def invres_vae_loss() -> LossFn:
     """Dice + cross-entropy over softmax classes, plus the VAE branch's reconstruction and KL terms."""
-    loss = InvResVAELoss(DiceCELoss(to_onehot_y=True, softmax=True))
-    return lambda network, x, y: loss(network(x), y.long(), x)
+    loss = DiceCELoss(to_onehot_y=True, softmax=True)
+    return lambda network, x, y: network.training_loss(x, y.long(), loss).total
 
 
 def brats_regions(labels: Tensor) -> Tensor:

@@ -4,7 +4,7 @@ PHiSeg (Baumgartner et al., 2019) builds every encoder level, latent block and d
 3x3(x3) convolutions, each followed by a norm and a ReLU. RevPHiSeg (Gantenbein et al., 2020) replaces such a
 stack by a 1x1 convolution that changes the channel count, followed by ``depth`` additive couplings whose
 ``f`` and ``g`` are the same conv-norm-ReLU units on half the channels. :class:`ConvStack` is both, switched
-by ``reversible``.
+by ``couplings``; its ``form`` (:class:`~revnets.core.Form`) says how the couplings run in backward.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from revnets.blocks.norm import norm_layer
-from revnets.core import AdditiveCoupling, ReversibleSequence
+from revnets.core import AdditiveCoupling, Form, ReversibleSequence
 
 
 class ConvUnit(nn.Sequential):
@@ -37,13 +37,14 @@ class ConvStack(nn.Module):
     Args:
         spatial_dims: 2 or 3.
         in_channels: input channels.
-        out_channels: output channels (even when ``reversible``).
-        depth: number of units (plain) or of couplings (reversible).
+        out_channels: output channels (even with ``couplings``).
+        depth: number of units, or of couplings.
         norm: ``"batch"`` (as in PHiSeg), ``"instance"`` or ``"group"``.
-        reversible: the RevPHiSeg form.
-        memory_saving: with ``reversible``, reconstruct the couplings' activations in backward instead of
-            storing them; False runs the same modules under plain autograd (the exact twin).
-        checkpointing: recompute the whole stack in backward (``torch.utils.checkpoint``), storing only its input.
+        couplings: RevPHiSeg's architecture (1x1 channel change + additive couplings) instead of PHiSeg's.
+        form: reversible (the couplings' activations reconstructed in backward; needs ``couplings``), plain
+            (ordinary autograd over the same modules: the exact twin) or checkpointed (the whole stack
+            recomputed in backward from its input, ``torch.utils.checkpoint``). Default: reversible with
+            couplings, else plain.
     """
 
     def __init__(
@@ -53,15 +54,16 @@ class ConvStack(nn.Module):
         out_channels: int,
         depth: int,
         norm: str = "batch",
-        reversible: bool = False,
-        memory_saving: bool = True,
-        checkpointing: bool = False,
+        couplings: bool = False,
+        form: Form | str | None = None,
     ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"ConvStack depth must be >= 1, got {depth}.")
-        self.checkpointing = checkpointing
-        if reversible:
+        self.form = Form.of(form) if form is not None else (Form.REVERSIBLE if couplings else Form.PLAIN)
+        if self.form is Form.REVERSIBLE and not couplings:
+            raise ValueError("ConvStack: a stack of conv units has no reversible form; pass couplings=True.")
+        if couplings:
             if out_channels % 2:
                 raise ValueError(f"A reversible ConvStack needs an even out_channels, got {out_channels}.")
             half = out_channels // 2
@@ -72,7 +74,7 @@ class ConvStack(nn.Module):
             self.project: nn.Module = Conv[Conv.CONV, spatial_dims](in_channels, out_channels, 1)
             self.units: nn.Module = ReversibleSequence(
                 *(AdditiveCoupling(unit(), unit()) for _ in range(depth)),
-                memory_saving=memory_saving and not checkpointing,
+                form=Form.REVERSIBLE if self.form is Form.REVERSIBLE else Form.PLAIN,
             )
         else:
             self.project = nn.Identity()
@@ -84,6 +86,6 @@ class ConvStack(nn.Module):
         return self.units(self.project(x))
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.checkpointing and torch.is_grad_enabled():
+        if self.form is Form.CHECKPOINTED and torch.is_grad_enabled():
             return checkpoint(self._run, x, use_reentrant=False)
         return self._run(x)

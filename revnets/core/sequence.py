@@ -18,6 +18,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn.modules.batchnorm import _NormBase
 from torch.utils.checkpoint import checkpoint
 
+from revnets.core.form import Form, resolve_form
 from revnets.core.invertible import InvertibleModule
 from revnets.core.random_state import recording_random_states, replaying_random_states
 
@@ -88,13 +89,14 @@ class ReversibleSequence(nn.Module):
         *blocks: :class:`~revnets.core.InvertibleModule` instances (couplings, invertible resampling),
             applied in order. Each maps ``(B, C_i, *spatial_i)`` to the next block's
             input.
-        memory_saving: True keeps only the output for backward and reconstructs each block's input from
-            its output (activation memory independent of depth). False is plain autograd over the same
-            modules, so both forms can be compared exactly.
-        checkpointing: with ``memory_saving=False``, wrap each block in ``torch.utils.checkpoint``: the
-            third point of comparison (stores each block's input, recomputes its inside).
+        form: :attr:`Form.REVERSIBLE` keeps only the output for backward and reconstructs each block's
+            input from its output (activation memory independent of depth); :attr:`Form.PLAIN` is ordinary
+            autograd over the same modules, so both can be compared exactly; :attr:`Form.CHECKPOINTED`
+            wraps each block in ``torch.utils.checkpoint`` (stores each block's input, recomputes its inside).
+            Default: reversible.
         preserve_rng_state: restore the random state before each block's recompute, so dropout draws the
             same mask in forward and backward. Turn off only for blocks without randomness.
+        memory_saving, checkpointing: the first release's keywords for ``form``; deprecated.
 
     The input of the first block may or may not require grad. With gradients disabled (inference) the
     blocks simply run in order, with no bookkeeping.
@@ -103,9 +105,10 @@ class ReversibleSequence(nn.Module):
     def __init__(
         self,
         *blocks: nn.Module,
-        memory_saving: bool = True,
-        checkpointing: bool = False,
+        form: Form | str | None = None,
         preserve_rng_state: bool = True,
+        memory_saving: bool | None = None,
+        checkpointing: bool | None = None,
     ) -> None:
         super().__init__()
         if not blocks:
@@ -121,21 +124,20 @@ class ReversibleSequence(nn.Module):
                     f"ReversibleSequence block {index} ({type(block).__name__}) is not invertible: wrap "
                     "non-invertible functions as f and g of an AdditiveCoupling or AffineCoupling."
                 )
-        if memory_saving and checkpointing:
-            raise ValueError("ReversibleSequence: choose memory_saving or checkpointing, not both.")
+        self.form = resolve_form(
+            "ReversibleSequence", form, memory_saving=memory_saving, checkpointing=checkpointing
+        )
         self.blocks = nn.ModuleList(blocks)
-        self.memory_saving = memory_saving
-        self.checkpointing = checkpointing
         self.preserve_rng_state = preserve_rng_state
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C, *spatial)`` through every block in order."""
         if torch.is_grad_enabled():
-            if self.memory_saving:
+            if self.form is Form.REVERSIBLE:
                 params = tuple(p for p in self.parameters() if p.requires_grad)
                 if x.requires_grad or params:
                     return _ReversibleFunction.apply(x, self, *params)
-            elif self.checkpointing:
+            elif self.form is Form.CHECKPOINTED:
                 for block in self.blocks:
                     x = checkpoint(block, x, use_reentrant=False, preserve_rng_state=self.preserve_rng_state)
                 return x
@@ -150,4 +152,4 @@ class ReversibleSequence(nn.Module):
         return y
 
     def extra_repr(self) -> str:
-        return f"memory_saving={self.memory_saving}, checkpointing={self.checkpointing}"
+        return f"form={self.form.value}"

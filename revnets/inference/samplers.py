@@ -7,9 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from revnets.inference.inferer import WindowSampler
+from revnets.models.protocol import LatentNoiseModel, Sampling, SegmentationModel
 from revnets.models.sampling import sample_probabilities
 
 
@@ -17,11 +18,11 @@ class DropoutFlipSampler:
     """Samples of a deterministic network by MC dropout and test-time flips (sample ``i`` uses flip ``i``).
 
     Args:
-        network: a ``revnets.models`` network with ``output_activation``.
+        network: a :class:`~revnets.models.SegmentationModel` sampled by dropout and flips.
         flips: cycle through the flips of the spatial axes.
     """
 
-    def __init__(self, network: nn.Module, flips: bool = True) -> None:
+    def __init__(self, network: SegmentationModel, flips: bool = True) -> None:
         self.network = network
         self.flips = flips
 
@@ -46,13 +47,15 @@ class LatentNoiseSampler:
     per sample (:meth:`~revnets.models.PHiSeg.sample`).
 
     Args:
-        network: a model with ``latent_scales``, ``latent_channels`` and ``sample(x, n, noise=...)``.
+        network: a :class:`~revnets.models.LatentNoiseModel`.
         volume_shape: spatial shape of the preprocessed volume.
         roi_size: window size (MONAI pads a volume smaller than the window up to it).
         seed: seed of the noise.
     """
 
-    def __init__(self, network: nn.Module, volume_shape: Sequence[int], roi_size: Sequence[int], seed: int) -> None:
+    def __init__(
+        self, network: LatentNoiseModel, volume_shape: Sequence[int], roi_size: Sequence[int], seed: int
+    ) -> None:
         self.network = network
         self.seed = seed
         padded = [max(v, r) for v, r in zip(volume_shape, roi_size)]
@@ -83,17 +86,49 @@ class LatentNoiseSampler:
         return self.network.sample(patch, count, noise=noise)
 
 
-def window_sampler(
-    network: nn.Module, volume_shape: Sequence[int], roi_size: Sequence[int], seed: int
-) -> WindowSampler:
-    """The sampler that fits ``network``: latent noise for PHiSeg-type models, else MC dropout and flips.
+class SliceWiseSampler:
+    """Samples of a 2D model over a 3D volume, slice by slice along the last spatial axis.
+
+    A window ``(b, C_in, h, w, d)`` becomes ``b * d`` images ``(b * d, C_in, h, w)`` for the 2D model's own
+    sampler, built for the volume's in-plane shape. Its latent noise depends on the in-plane position and the
+    sample index only, so sample ``i`` draws the same noise on every slice: neighbouring slices of one sample
+    come from the same latent, and one sample is one coherent segmentation of the volume rather than a stack
+    of independent draws.
 
     Args:
-        network: the model.
+        inner: the 2D model's window sampler.
+    """
+
+    def __init__(self, inner: WindowSampler) -> None:
+        self.inner = inner
+
+    def __call__(self, patch: Tensor, location: Sequence[slice], first: int, count: int) -> Tensor:
+        """``(b, C_in, h, w, d) -> (count, b, C, h, w, d)``."""
+        b, c, h, w, d = patch.shape
+        slices = patch.permute(0, 4, 1, 2, 3).reshape(b * d, c, h, w)
+        samples = self.inner(slices, location[:-1], first, count)
+        return samples.reshape(count, b, d, -1, h, w).permute(0, 1, 3, 4, 5, 2)
+
+
+def window_sampler(
+    network: SegmentationModel, volume_shape: Sequence[int], roi_size: Sequence[int], seed: int
+) -> WindowSampler:
+    """The sampler that fits ``network``'s declared :attr:`~revnets.models.SegmentationModel.sampling`.
+
+    A 2D model over a 3D volume samples slice by slice along the last axis (:class:`SliceWiseSampler`).
+
+    Args:
+        network: a :class:`~revnets.models.SegmentationModel`.
         volume_shape: spatial shape of the whole (preprocessed) volume.
         roi_size: sliding-window size.
         seed: seed of the per-sample latent noise.
     """
-    if hasattr(network, "latent_scales"):
+    if not isinstance(network, SegmentationModel):
+        raise TypeError(f"{type(network).__name__} is not a revnets SegmentationModel.")
+    if network.spatial_dims == len(volume_shape) - 1:
+        return SliceWiseSampler(window_sampler(network, volume_shape[:-1], roi_size[:-1], seed))
+    if network.sampling is Sampling.LATENT_NOISE:
+        if not isinstance(network, LatentNoiseModel):
+            raise TypeError(f"{type(network).__name__} declares latent-noise sampling but is not a LatentNoiseModel.")
         return LatentNoiseSampler(network, volume_shape, roi_size, seed)
     return DropoutFlipSampler(network)

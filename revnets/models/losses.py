@@ -1,45 +1,40 @@
-"""Training losses that need more of a model's output than its logits."""
+"""Training losses shared by the models' ``training_loss`` methods."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from monai.losses import DiceCELoss
+from torch import Tensor
 
-from revnets.models.invres import InvResOutput
+from revnets.models.protocol import SegmentationLoss
 
 
-class InvResVAELoss(nn.Module):
-    """Segmentation loss plus the VAE regularisers of :class:`~revnets.models.InvResUNet` (``vae=True``).
+def pick_annotator(x: Tensor, y: Tensor) -> Tensor:
+    """One annotator per image: labels ``(B, M, *S)`` of ``M`` annotators to ``(B, 1, *S)``, drawn uniformly.
 
-    ``loss = segmentation_loss(logits, target) + reconstruction_weight * mean((reconstruction - image)**2)
-    + kl_weight * KL(N(mu, exp(logvar)) || N(0, 1))`` with the KL divergence averaged over latent elements,
-    the weighting of Myronenko's SegResNetVAE (0.1 and 0.1). Given plain logits (evaluation mode, or a model
-    without the VAE) it is the segmentation loss alone.
-
-    Args:
-        segmentation_loss: e.g. ``monai.losses.DiceCELoss(to_onehot_y=True, softmax=True)``.
-        reconstruction_weight: weight of the L2 reconstruction term.
-        kl_weight: weight of the KL term.
+    Raises a ValueError unless ``y`` has the batch and spatial shape of the images ``x`` ``(B, C, *S)``.
     """
+    if y.dim() != x.dim() or y.shape[0] != x.shape[0] or y.shape[2:] != x.shape[2:]:
+        raise ValueError(f"Labels {tuple(y.shape)} do not match images {tuple(x.shape)} as (B, M, *S).")
+    if y.shape[1] == 1:
+        return y
+    pick = torch.randint(y.shape[1], (y.shape[0],), device=y.device)
+    return y[torch.arange(y.shape[0], device=y.device), pick].unsqueeze(1)
 
-    def __init__(
-        self, segmentation_loss: nn.Module, reconstruction_weight: float = 0.1, kl_weight: float = 0.1
-    ) -> None:
-        super().__init__()
-        self.segmentation_loss = segmentation_loss
-        self.reconstruction_weight = reconstruction_weight
-        self.kl_weight = kl_weight
 
-    def forward(self, output: InvResOutput | Tensor, target: Tensor, image: Tensor) -> Tensor:
-        """Scalar loss from the model's ``output``, the segmentation ``target`` and the input ``image``
-        ``(B, in_channels, *spatial)``."""
-        if not isinstance(output, InvResOutput):
-            return self.segmentation_loss(output, target)
-        reconstruction = F.mse_loss(output.reconstruction, image)
-        kl = -0.5 * torch.mean(1 + output.logvar - output.mu.square() - output.logvar.exp())
-        return (
-            self.segmentation_loss(output.logits, target)
-            + self.reconstruction_weight * reconstruction
-            + self.kl_weight * kl
-        )
+def default_segmentation_loss(output_activation: str) -> SegmentationLoss:
+    """Dice + cross-entropy: over one-hot class indices for softmax, per label channel for sigmoid."""
+    if output_activation == "softmax":
+        return DiceCELoss(to_onehot_y=True, softmax=True)
+    return DiceCELoss(sigmoid=True)
+
+
+def gaussian_prior_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """``KL(N(mu, exp(logvar)) || N(0, 1))`` averaged over elements (SegResNetVAE's regulariser)."""
+    return -0.5 * torch.mean(1 + logvar - mu.square() - logvar.exp())
+
+
+def reconstruction_error(reconstruction: Tensor, image: Tensor) -> Tensor:
+    """Mean squared error of a VAE's reconstruction against the input image, both ``(B, C, *S)``."""
+    return F.mse_loss(reconstruction, image)

@@ -17,17 +17,20 @@ The loss (:meth:`PHiSeg.training_loss`) is the reference's: the cross-entropy of
 (deep supervision), summed over voxels, plus the KL divergence between posterior and prior at every level,
 weighted ``4**i`` ("exponential weighting"), both averaged over the batch.
 
-``reversible=True`` (or :class:`RevPHiSeg`) builds every conv stack as a 1x1 channel change followed by
+:class:`RevPHiSeg` (``couplings=True``) builds every conv stack as a 1x1 channel change followed by
 additive couplings (depth 3 in the encoders and latent blocks, 2 in the decoder), whose activations are
-recomputed in backward. ``memory_saving=False`` runs that same network under plain autograd, and
-``checkpointing=True`` recomputes each conv stack from its input instead (the third point of comparison).
+recomputed in backward (``form="reversible"``, its default). ``form="plain"`` runs that same network under
+ordinary autograd (the exact twin), and ``form="checkpointed"`` recomputes each conv stack from its input
+instead (the third point of comparison; also available for PHiSeg, whose default form is plain).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +38,9 @@ from monai.networks.layers.factories import Conv, Pool
 from torch import Tensor, nn
 
 from revnets.blocks.conv_stack import ConvStack
+from revnets.core.form import Form, resolve_form
+from revnets.models.losses import pick_annotator
+from revnets.models.protocol import Sampling, SegmentationLoss, TrainingLoss
 
 UPSAMPLE_MODES = {2: "bilinear", 3: "trilinear"}
 
@@ -51,15 +57,6 @@ class Latents:
     z: list[Tensor]
     mu: list[Tensor]
     sigma: list[Tensor]
-
-
-@dataclass
-class PHiSegLoss:
-    """The training loss and its terms (each a scalar, averaged over the batch)."""
-
-    total: Tensor
-    reconstruction: list[Tensor]
-    kl: list[Tensor]
 
 
 class LatentHierarchy(nn.Module):
@@ -192,7 +189,7 @@ class Likelihood(nn.Module):
 
 
 class PHiSeg(nn.Module):
-    """PHiSeg, or with ``reversible=True`` RevPHiSeg: several plausible segmentations of one image.
+    """PHiSeg, or with ``couplings=True`` RevPHiSeg: several plausible segmentations of one image.
 
     Input ``(B, in_channels, *S)`` with every spatial size divisible by :attr:`size_divisor`
     (``2**(len(channels) - 1)``); labels are class indices ``(B, 1, *S)``, or ``(B, M, *S)`` from ``M``
@@ -206,13 +203,17 @@ class PHiSeg(nn.Module):
         latent_levels: latent levels ``L`` (the reference: 5), at most ``len(channels)``.
         latent_channels: channels of each latent map (the reference: 2).
         norm: ``"batch"`` (the reference), ``"instance"`` or ``"group"``.
-        reversible: RevPHiSeg's conv stacks (1x1 channel change + additive couplings).
-        memory_saving: with ``reversible``, recompute activations in backward; False is the plain-autograd twin.
-        checkpointing: recompute each conv stack from its input in backward (``torch.utils.checkpoint``).
+        couplings: RevPHiSeg's conv stacks (1x1 channel change + additive couplings).
+        form: :class:`~revnets.core.Form`: reversible (needs ``couplings``; its default), plain (ordinary
+            autograd; the default without couplings) or checkpointed (each conv stack recomputed from its
+            input in backward).
         kl_level_weight: the KL term of level ``i`` is weighted ``kl_level_weight**i`` (the reference: 4).
+        reversible, memory_saving, checkpointing: the first release's keywords (``reversible`` meant
+            ``couplings``); deprecated.
     """
 
     output_activation = "softmax"
+    sampling = Sampling.LATENT_NOISE
 
     def __init__(
         self,
@@ -223,12 +224,26 @@ class PHiSeg(nn.Module):
         latent_levels: int = 5,
         latent_channels: int = 2,
         norm: str = "batch",
-        reversible: bool = False,
-        memory_saving: bool = True,
-        checkpointing: bool = False,
+        couplings: bool = False,
+        form: Form | str | None = None,
         kl_level_weight: float = 4.0,
+        reversible: bool | None = None,
+        memory_saving: bool | None = None,
+        checkpointing: bool | None = None,
     ) -> None:
         super().__init__()
+        if reversible is not None:
+            warnings.warn(
+                "PHiSeg: reversible= is deprecated and will be removed in the next release; use RevPHiSeg or "
+                "couplings=True.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            couplings = reversible
+        default = Form.REVERSIBLE if couplings else Form.PLAIN
+        form = resolve_form(type(self).__name__, form, default, memory_saving=memory_saving, checkpointing=checkpointing)
+        if form is Form.REVERSIBLE and not couplings:
+            raise ValueError(f"{type(self).__name__}: PHiSeg's conv stacks have no reversible form; use RevPHiSeg.")
         if spatial_dims not in UPSAMPLE_MODES:
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
         if not 1 <= latent_levels <= len(channels):
@@ -239,12 +254,11 @@ class PHiSeg(nn.Module):
         self.channels = tuple(channels)
         self.latent_levels = latent_levels
         self.latent_channels = latent_channels
-        self.reversible = reversible
+        self.couplings = couplings
+        self.form = form
         self.kl_level_weight = kl_level_weight
         self.size_divisor = 2 ** (len(channels) - 1)
-        stack = partial(
-            ConvStack, spatial_dims, norm=norm, reversible=reversible, memory_saving=memory_saving, checkpointing=checkpointing
-        )
+        stack = partial(ConvStack, spatial_dims, norm=norm, couplings=couplings, form=form)
         hierarchy = partial(
             LatentHierarchy,
             spatial_dims,
@@ -253,7 +267,7 @@ class PHiSeg(nn.Module):
             latent_channels=latent_channels,
             stack=stack,
             encoder_depth=3,
-            latent_depth=3 if reversible else 2,
+            latent_depth=3 if couplings else 2,
         )
         self.prior = hierarchy(in_channels)
         self.posterior = hierarchy(in_channels + out_channels)
@@ -324,14 +338,19 @@ class PHiSeg(nn.Module):
         self.check_input(x)
         return torch.stack(self.likelihood(self._posterior(x, y).z)).sum(0)
 
-    def training_loss(self, x: Tensor, y: Tensor) -> PHiSegLoss:
-        """The reference's loss for images ``(B, in_channels, *S)`` and labels ``(B, M, *S)`` (one annotator drawn per image)."""
+    def training_loss(
+        self, x: Tensor, y: Tensor, segmentation_loss: SegmentationLoss | None = None
+    ) -> TrainingLoss:
+        """The reference's loss for images ``(B, in_channels, *S)`` and labels ``(B, M, *S)`` (one annotator
+        drawn per image): terms ``reconstruction`` and ``kl``, one entry per level.
+
+        PHiSeg's loss is its evidence lower bound, with cross-entropy as the likelihood term: a
+        ``segmentation_loss`` cannot replace it, and passing one raises a ValueError.
+        """
+        if segmentation_loss is not None:
+            raise ValueError(f"{type(self).__name__} trains on its own ELBO; segmentation_loss must be None.")
         self.check_input(x)
-        if y.dim() != x.dim() or y.shape[0] != x.shape[0] or y.shape[2:] != x.shape[2:]:
-            raise ValueError(f"Labels {tuple(y.shape)} do not match images {tuple(x.shape)} as (B, M, *S).")
-        if y.shape[1] > 1:
-            pick = torch.randint(y.shape[1], (y.shape[0],), device=y.device)
-            y = y[torch.arange(y.shape[0], device=y.device), pick].unsqueeze(1)
+        y = pick_annotator(x, y)
         q = self._posterior(x, y)
         p = self.prior(x, condition=q.z)
         target = y[:, 0].long()
@@ -346,14 +365,15 @@ class PHiSeg(nn.Module):
             self.kl_level_weight**i * gaussian_kl(q.mu[i], q.sigma[i], p.mu[i], p.sigma[i]) / batch
             for i in range(self.latent_levels)
         ]
-        return PHiSegLoss(torch.stack(reconstruction).sum() + torch.stack(kl).sum(), reconstruction, kl)
+        terms = {"reconstruction": torch.stack(reconstruction), "kl": torch.stack(kl)}
+        return TrainingLoss(terms["reconstruction"].sum() + terms["kl"].sum(), terms)
 
 
 class RevPHiSeg(PHiSeg):
-    """:class:`PHiSeg` with ``reversible=True``: the same arguments, RevPHiSeg's conv stacks."""
+    """:class:`PHiSeg` with ``couplings=True``: the same arguments, RevPHiSeg's conv stacks."""
 
-    def __init__(self, *args, reversible: bool = True, **kwargs) -> None:
-        super().__init__(*args, reversible=reversible, **kwargs)
+    def __init__(self, *args: Any, couplings: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, couplings=couplings, **kwargs)
 
 
 def gaussian_kl(mu_q: Tensor, sigma_q: Tensor, mu_p: Tensor, sigma_p: Tensor, eps: float = 1e-10) -> Tensor:

@@ -13,8 +13,9 @@ not the blocks, decide the peak:
   pixel shuffle concatenated with the part of the skip that was not squeezed
   (:class:`InvertibleTransition`, as in iUNets).
 
-The forms differ only in how the sequences run (``memory_saving`` / ``checkpointing``); the modules, their
-names and hence the state dicts are the same.
+The forms (:class:`~revnets.core.Form`) differ only in how the sequences run: reversible (memory-saving
+backward), plain (the same couplings under ordinary autograd) or checkpointed (each coupling under
+``torch.utils.checkpoint``); the modules, their names and hence the state dicts are the same.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import torch
 from monai.networks.layers.factories import Conv
 from torch import Tensor, nn
 
-from revnets.core import AdditiveCoupling, InvertibleDownsample, InvertibleUpsample, ReversibleSequence
+from revnets.core import AdditiveCoupling, Form, InvertibleDownsample, InvertibleUpsample, ReversibleSequence
+from revnets.models.losses import default_segmentation_loss, pick_annotator
+from revnets.models.protocol import Sampling, SegmentationLoss, TrainingLoss
 from revnets.models.sampling import check_output_activation, sample_probabilities
 
 
@@ -98,6 +101,8 @@ Transition = Callable[[int, int], nn.Module]
 class ReversibleUNet(nn.Module):
     """U-Net with a reversible sequence of additive couplings at every encoder and decoder level.
 
+    Satisfies :class:`~revnets.models.SegmentationModel`; samples are drawn by MC dropout and test-time flips.
+
     ``(B, in_channels, *spatial) -> (B, out_channels, *spatial)`` logits; every spatial size must be a
     multiple of :attr:`size_divisor` ``= 2**(levels - 1)``.
 
@@ -110,11 +115,12 @@ class ReversibleUNet(nn.Module):
             the decoder (the coarsest level has no decoder).
         residual_function: builds ``f`` or ``g`` for a coupling of ``2 * c`` channels from ``c``.
         transition: builds the transition between two levels from their widths.
-        reversible: memory-saving backward (True) or ordinary autograd over the same modules (False).
-        checkpointing: run each coupling under ``torch.utils.checkpoint`` instead (overrides
-            ``reversible``): the third point of comparison.
+        form: :class:`~revnets.core.Form`: reversible (memory-saving backward), plain (the same couplings
+            under ordinary autograd) or checkpointed (each coupling under ``torch.utils.checkpoint``).
         output_activation: ``"softmax"`` or ``"sigmoid"``, used by :meth:`sample`.
     """
+
+    sampling = Sampling.DROPOUT_FLIPS
 
     def __init__(
         self,
@@ -125,8 +131,7 @@ class ReversibleUNet(nn.Module):
         blocks: int | Sequence[int],
         residual_function: Callable[[int], nn.Module],
         transition: Transition,
-        reversible: bool = True,
-        checkpointing: bool = False,
+        form: Form | str = Form.REVERSIBLE,
         output_activation: str = "softmax",
     ) -> None:
         super().__init__()
@@ -144,14 +149,13 @@ class ReversibleUNet(nn.Module):
         self.channels = channels
         self.blocks = blocks
         self.output_activation = check_output_activation(output_activation)
-        self.reversible = reversible and not checkpointing
-        self.checkpointing = checkpointing
+        self.form = Form.of(form)
 
         def level(width: int, depth: int) -> ReversibleSequence:
             couplings = (
                 AdditiveCoupling(residual_function(width // 2), residual_function(width // 2)) for _ in range(depth)
             )
-            return ReversibleSequence(*couplings, memory_saving=self.reversible, checkpointing=checkpointing)
+            return ReversibleSequence(*couplings, form=self.form)
 
         self.stem = Conv[Conv.CONV, spatial_dims](in_channels, channels[0], 3, padding=1)
         self.encoder = nn.ModuleList(level(c, n) for c, n in zip(channels, blocks))
@@ -203,3 +207,23 @@ class ReversibleUNet(nn.Module):
         """Class probabilities ``(N, B, C, *spatial)`` from MC dropout (active where ``dropout > 0``) and
         test-time flips of ``x`` ``(B, in_channels, *spatial)``; reproducible under ``torch.manual_seed``."""
         return sample_probabilities(self, x, num_samples, self.output_activation, flips)
+
+    def training_loss(
+        self, x: Tensor, y: Tensor, segmentation_loss: SegmentationLoss | None = None
+    ) -> TrainingLoss:
+        """``segmentation_loss(logits, y)`` (default Dice + CE) of images ``(B, in_channels, *S)``.
+
+        With a softmax output, ``y`` is class indices ``(B, M, *S)`` of ``M`` annotators, one drawn per
+        image; with a sigmoid output, ``y`` is the ``(B, out_channels, *S)`` binary label maps.
+        """
+        return self.loss_of_output(self(x), x, y, segmentation_loss)
+
+    def loss_of_output(
+        self, output: Tensor, x: Tensor, y: Tensor, segmentation_loss: SegmentationLoss | None = None
+    ) -> TrainingLoss:
+        """:meth:`training_loss` given this network's ``output = self(x)``."""
+        loss = segmentation_loss or default_segmentation_loss(self.output_activation)
+        if self.output_activation == "softmax":
+            y = pick_annotator(x, y)
+        segmentation = loss(output, y)
+        return TrainingLoss(segmentation, {"segmentation": segmentation})

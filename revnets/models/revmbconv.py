@@ -3,8 +3,8 @@ Brain Tumor Segmentation" (BrainLes 2020, arXiv 2104.09648).
 
 A U-Net whose every encoder and decoder level is a reversible sequence of additive couplings with mobile
 inverted bottlenecks (:class:`~revnets.blocks.mbconv.MBConv`) as ``f`` and ``g``, joined by strided /
-transposed convolutions with additive skips. ``reversible=False`` is the non-reversible twin over the same
-modules (interchangeable state dicts).
+transposed convolutions with additive skips. ``form="plain"`` runs the same couplings under ordinary autograd
+and ``form="checkpointed"`` checkpoints each coupling (interchangeable state dicts).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from revnets.blocks.mbconv import MBConv
+from revnets.core.form import Form, resolve_form
 from revnets.models.reversible_unet import ReversibleUNet, StridedConvTransition
 
 
@@ -33,10 +34,9 @@ class RevMBConvUNet(ReversibleUNet):
         squeeze_excitation: squeeze-excitation inside every bottleneck.
         norm: ``"instance"``, ``"group"`` or ``"batch"``.
         dropout: dropout probability inside every bottleneck (used by :meth:`sample`).
-        reversible: memory-saving backward (True) or the plain twin (False).
-        checkpointing: checkpoint each coupling instead (overrides ``reversible``): the third point of
-            comparison.
+        form: :class:`~revnets.core.Form` (default reversible).
         output_activation: ``"softmax"`` or ``"sigmoid"``, used by :meth:`sample`.
+        reversible, checkpointing: the first release's keywords for ``form``; deprecated.
     """
 
     def __init__(
@@ -50,9 +50,10 @@ class RevMBConvUNet(ReversibleUNet):
         squeeze_excitation: bool = True,
         norm: str = "group",
         dropout: float = 0.0,
-        reversible: bool = True,
-        checkpointing: bool = False,
+        form: Form | str | None = None,
         output_activation: str = "softmax",
+        reversible: bool | None = None,
+        checkpointing: bool | None = None,
     ) -> None:
         super().__init__(
             spatial_dims,
@@ -69,7 +70,6 @@ class RevMBConvUNet(ReversibleUNet):
                 dropout=dropout,
             ),
             transition=partial(StridedConvTransition, spatial_dims),
-            reversible=reversible,
-            checkpointing=checkpointing,
+            form=resolve_form("RevMBConvUNet", form, reversible=reversible, checkpointing=checkpointing),
             output_activation=output_activation,
         )

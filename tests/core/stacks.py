@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from revnets.core import AdditiveCoupling, AffineCoupling, ReversibleSequence
+from revnets.core import AdditiveCoupling, AffineCoupling, Form, ReversibleSequence
 
 CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 BATCH_NORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
@@ -34,7 +34,7 @@ def coupling_stack(
     channels: int,
     spatial_dims: int = 3,
     coupling: str = "additive",
-    memory_saving: bool = True,
+    form: Form = Form.REVERSIBLE,
     **kwargs,
 ) -> ReversibleSequence:
     cls, factor = {"additive": (AdditiveCoupling, 1), "affine": (AffineCoupling, 2)}[coupling]
@@ -46,7 +46,7 @@ def coupling_stack(
         )
         for _ in range(depth)
     ]
-    return ReversibleSequence(*blocks, memory_saving=memory_saving)
+    return ReversibleSequence(*blocks, form=form)
 
 
 def gradients(model: nn.Module, x: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:

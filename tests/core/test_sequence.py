@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from revnets.core import AdditiveCoupling, InvertibleDownsample, ReversibleSequence
+from revnets.core import AdditiveCoupling, Form, InvertibleDownsample, ReversibleSequence
 from revnets.core.memory import saved_bytes
 from tests.core.stacks import coupling_stack, gradients, relative_error, residual_function
 
 
 def _twins(stack: ReversibleSequence) -> tuple[ReversibleSequence, ReversibleSequence]:
     plain = copy.deepcopy(stack)
-    plain.memory_saving = False
+    plain.form = Form.PLAIN
     return stack, plain
 
 
@@ -92,20 +92,20 @@ def test_cpu_bfloat16_autocast_gradients_close_to_float32() -> None:
 
 
 def test_two_sequences_inside_an_ordinary_network() -> None:
-    def network(memory_saving: bool) -> nn.Sequential:
+    def network(form: Form) -> nn.Sequential:
         torch.manual_seed(3)
         return nn.Sequential(
             nn.Conv3d(2, 4, 3, padding=1),
-            coupling_stack(3, 4, memory_saving=memory_saving),
-            coupling_stack(2, 4, memory_saving=memory_saving),
+            coupling_stack(3, 4, form=form),
+            coupling_stack(2, 4, form=form),
             nn.Conv3d(4, 4, 1),
             nn.ReLU(),
-            coupling_stack(2, 4, memory_saving=memory_saving),
+            coupling_stack(2, 4, form=form),
         ).double()
 
     x = torch.randn(2, 2, 6, 6, 6, dtype=torch.float64)
-    out_rev, grads_rev = gradients(network(True), x)
-    out_plain, grads_plain = gradients(network(False), x)
+    out_rev, grads_rev = gradients(network(Form.REVERSIBLE), x)
+    out_plain, grads_plain = gradients(network(Form.PLAIN), x)
     assert torch.equal(out_rev, out_plain)
     assert relative_error(grads_rev, grads_plain) <= 1e-10
 
@@ -179,8 +179,8 @@ def test_invertible_resampling_inside_a_sequence() -> None:
 
 def test_checkpointing_form_matches_plain() -> None:
     stack = coupling_stack(3, 4).double()
-    checkpointed = ReversibleSequence(*copy.deepcopy(stack).blocks, memory_saving=False, checkpointing=True)
-    plain = ReversibleSequence(*copy.deepcopy(stack).blocks, memory_saving=False)
+    checkpointed = ReversibleSequence(*copy.deepcopy(stack).blocks, form=Form.CHECKPOINTED)
+    plain = ReversibleSequence(*copy.deepcopy(stack).blocks, form=Form.PLAIN)
     x = torch.randn(1, 4, 6, 6, 6, dtype=torch.float64)
     assert relative_error(gradients(checkpointed, x)[1], gradients(plain, x)[1]) <= 1e-12
     assert saved_bytes(checkpointed, x) < saved_bytes(plain, x) / 2

@@ -1,41 +1,25 @@
-"""LossIteration with a model that computes its own loss (the PHiSeg path): ModelLoss routes the loss through
-``forward``, MONAI's SupervisedTrainer steps on it, and the loss falls."""
+"""LossIteration over the models' own ``training_loss``: ModelLoss routes the loss through ``forward``, MONAI's
+SupervisedTrainer steps on it, and the loss falls."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 import torch
-import torch.nn.functional as F
 from ignite.engine import Events
 from monai.data import DataLoader
 from monai.engines import SupervisedTrainer
+from monai.losses import DiceLoss
 from monai.utils import CommonKeys
 from torch import Tensor, nn
 
+from revnets.models import InvResUNet
 from revnets.training import LossIteration, ModelLoss
 
 
-@dataclass
-class _Terms:
-    total: Tensor
-    cross_entropy: Tensor
-
-
-class _SelfScoringNet(nn.Module):
-    """Like PHiSeg: ``forward(x)`` gives logits, ``training_loss(x, y)`` a record of loss terms."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv3d(1, 2, 3, padding=1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.conv(x)
-
-    def training_loss(self, x: Tensor, y: Tensor) -> _Terms:
-        cross_entropy = F.cross_entropy(self(x), y[:, 0].long())
-        return _Terms(total=cross_entropy, cross_entropy=cross_entropy)
+def _net() -> nn.Module:
+    """A one-level InvRes U-Net with one coupling: small enough to train in seconds."""
+    torch.manual_seed(0)
+    return InvResUNet(3, 1, 2, channels=(4, 8), blocks=1)
 
 
 def _cubes(count: int = 4) -> list[dict[str, Tensor]]:
@@ -46,20 +30,22 @@ def _cubes(count: int = 4) -> list[dict[str, Tensor]]:
 
 
 def test_model_loss_is_the_forward_with_a_label_and_the_logits_without() -> None:
-    net = _SelfScoringNet()
+    net = _net()
     image, label = _cubes(1)[0]["image"][None], _cubes(1)[0]["label"][None]
-    wrapped = ModelLoss(net)
+    loss = DiceLoss(to_onehot_y=True, softmax=True)
+    wrapped = ModelLoss(net, loss)
     assert torch.equal(wrapped(image), net(image))
-    assert torch.equal(wrapped(image, label), net.training_loss(image, label).total)
+    assert torch.equal(wrapped(image, label), net.training_loss(image, label, loss).total)
+    assert torch.equal(wrapped(image, label), loss(net(image), label))
 
 
-def test_model_loss_names_a_missing_loss_method() -> None:
-    with pytest.raises(ValueError, match="no loss method 'elbo'"):
-        ModelLoss(_SelfScoringNet(), method="elbo")
+def test_model_loss_refuses_a_network_without_the_model_protocol() -> None:
+    with pytest.raises(TypeError, match="Conv3d is not a revnets SegmentationModel"):
+        ModelLoss(nn.Conv3d(1, 2, 3))
 
 
 def test_supervised_trainer_steps_on_the_models_own_loss() -> None:
-    network = ModelLoss(_SelfScoringNet())
+    network = ModelLoss(_net())
     losses: list[float] = []
     trainer = SupervisedTrainer(
         device=torch.device("cpu"),
@@ -68,7 +54,7 @@ def test_supervised_trainer_steps_on_the_models_own_loss() -> None:
         network=network,
         optimizer=torch.optim.Adam(network.parameters(), lr=0.05),
         loss_function=None,
-        iteration_update=LossIteration("network"),
+        iteration_update=LossIteration(),
         decollate=False,
     )
 
