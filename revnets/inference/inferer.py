@@ -1,13 +1,21 @@
-"""Sampling inference over whole volumes: MONAI sliding windows, several samples per pass, streamed."""
+"""Sampling inference over whole volumes: a MONAI ``Inferer`` that draws samples through sliding windows, streamed."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
-from monai.inferers import sliding_window_inference
-from torch import Tensor
+from monai.data import MetaTensor
+from monai.inferers import Inferer, sliding_window_inference
+from torch import Tensor, nn
+
+from revnets.errors import InputError
+from revnets.uncertainty import StreamingUncertainty
+
+MAX_SAMPLES = 1024
+"""The most samples one run may draw: the samples output keeps one label map per sample at the input's
+resolution (1024 samples of a 1 mm head take about 9 GB on disk), and the maps barely change beyond it."""
 
 
 class WindowSampler(Protocol):
@@ -29,43 +37,102 @@ class SampleConsumer(Protocol):
     def update(self, samples: Tensor) -> None: ...
 
 
-class SamplingInferer:
-    """Draws ``num_samples`` whole-volume samples through sliding windows and streams them to a consumer.
+class SamplingInferer(Inferer):
+    """Draws ``num_samples`` whole-volume samples of a model and returns their summary, never all samples at once.
 
-    Each pass over the volume draws ``samples_per_pass`` samples at once (the window's shared work, e.g.
-    PHiSeg's prior net, runs once per window for all of them) and hands the stitched samples to the
-    consumer, so memory grows with ``samples_per_pass``, not with ``num_samples``.
+    ``inferer(inputs, network)`` (MONAI's inferer interface, as ``SupervisedEvaluator`` calls it) picks the
+    model's window sampler (:func:`revnets.inference.samplers.window_sampler`), seeds it, and streams the
+    samples through :class:`~revnets.uncertainty.StreamingUncertainty`. Each pass over the volume draws
+    ``samples_per_pass`` samples at once (the window's shared work, e.g. PHiSeg's prior net, runs once per
+    window for all of them), so memory grows with ``samples_per_pass``, not with ``num_samples``.
 
     Args:
         roi_size: largest window size, e.g. ``(96, 96, 96)``. Along an axis where the volume is smaller,
             the window shrinks to the volume's size rounded up to a multiple of ``size_divisor``, so a
             small volume is not padded to a large window.
+        num_samples: samples drawn per volume, 1 to :data:`MAX_SAMPLES`.
+        seed: seed of every volume's samples (the same seed gives the same samples).
         size_divisor: every window size is a multiple of this (the network's, e.g. ``2**(levels - 1)``).
         overlap: fraction of overlap between windows.
         mode: MONAI blend mode, ``"gaussian"`` or ``"constant"``. Blending probabilities keeps them
             probabilities.
         samples_per_pass: samples drawn per pass; None picks as many as fit in ``memory_budget``.
-        memory_budget: bytes the stitched samples of one pass may take (default 1 GiB).
-        progress: show MONAI's progress bar over windows.
+        memory_budget: bytes the stitched samples of one pass may take (default 256 MiB).
+        to_classes: maps the network's sample probabilities ``(n, B, C, *spatial)`` to a distribution over
+            exclusive classes before the maps are computed (e.g. ``nested_regions_to_classes`` for sigmoid
+            BraTS regions); None when the network already gives one (softmax).
+
+    Attributes:
+        on_pass: None, or called as ``on_pass(done, total)`` after each pass with the samples done so far.
     """
 
     def __init__(
         self,
         roi_size: Sequence[int],
+        num_samples: int = 16,
+        seed: int = 0,
         size_divisor: int = 1,
         overlap: float = 0.25,
         mode: str = "gaussian",
         samples_per_pass: int | None = None,
-        memory_budget: int = 2**30,
-        progress: bool = False,
+        memory_budget: int = 2**28,
+        to_classes: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
+        super().__init__()
+        if not 1 <= num_samples <= MAX_SAMPLES:
+            raise InputError(
+                f"the number of samples must be between 1 and {MAX_SAMPLES}, got {num_samples}: each sample is "
+                "one label map at the input's resolution in the samples output."
+            )
         self.roi_size = tuple(roi_size)
+        self.num_samples = num_samples
+        self.seed = seed
         self.size_divisor = size_divisor
         self.overlap = overlap
         self.mode = mode
         self.samples_per_pass = samples_per_pass
         self.memory_budget = memory_budget
-        self.progress = progress
+        self.to_classes = to_classes
+        self.on_pass: Callable[[int, int], None] | None = None
+
+    def __call__(self, inputs: Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> dict[str, Tensor]:
+        """Sample ``inputs`` ``(B, C_in, *spatial)``; return the summary of the samples, by output name.
+
+        Returns:
+            ``probabilities`` (mean class probabilities) ``(B, K, *spatial)``; ``entropy``, ``mutual_info``,
+            ``variance`` and ``expected_cross_entropy`` ``(B, 1, *spatial)``; ``samples`` ``(B, N, *spatial)``
+            ``uint8`` class index of each sample. ``K`` is the network's ``out_channels``, or the classes of
+            ``to_classes``.
+        """
+        from revnets.inference.samplers import window_sampler  # samplers import this module's protocols
+
+        source = inputs
+        inputs = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
+        spatial = inputs.shape[2:]
+        if min(spatial) < 1:
+            raise InputError(f"the volume to segment is empty (spatial shape {tuple(spatial)}).")
+        sampler = window_sampler(network, spatial, self.window(spatial), self.seed)
+        aggregator = StreamingUncertainty(keep_labels=True, expected_cross_entropy=True)
+        consumer = aggregator if self.to_classes is None else _Mapped(aggregator, self.to_classes)
+        torch.manual_seed(self.seed)
+        with torch.no_grad():
+            self.stream(inputs, sampler, self.num_samples, network.out_channels, consumer, on_pass=self.on_pass)
+        maps = aggregator.compute()
+        summary = {
+            "probabilities": maps["mean"],
+            "entropy": maps["entropy"][:, None],
+            "mutual_info": maps["mutual_information"][:, None],
+            "variance": maps["variance"][:, None],
+            "expected_cross_entropy": maps["expected_cross_entropy"][:, None],
+            "samples": maps["labels"].transpose(0, 1),
+        }
+        if not isinstance(source, MetaTensor):
+            return summary
+        # like MONAI's inferers: the outputs carry the input's metadata, so Invertd can bring them back
+        return {
+            name: MetaTensor(value, meta=source.meta, applied_operations=source.applied_operations)
+            for name, value in summary.items()
+        }
 
     def window(self, spatial: Sequence[int]) -> tuple[int, ...]:
         """The window used for a volume of spatial shape ``spatial``."""
@@ -78,11 +145,11 @@ class SamplingInferer:
             raise ValueError(f"num_samples must be at least 1, got {num_samples}.")
         per_pass = self.samples_per_pass
         if per_pass is None:
-            voxels = int(torch.tensor(spatial).prod())
+            voxels = max(1, int(torch.tensor(spatial).prod()))
             per_pass = max(1, self.memory_budget // (4 * num_classes * voxels))
         return [(first, min(per_pass, num_samples - first)) for first in range(0, num_samples, per_pass)]
 
-    def __call__(
+    def stream(
         self,
         inputs: Tensor,
         sampler: WindowSampler,
@@ -103,16 +170,21 @@ class SamplingInferer:
                 return samples.transpose(0, 1).flatten(1, 2)
 
             stitched = sliding_window_inference(
-                inputs,
-                window,
-                1,
-                predictor,
-                overlap=self.overlap,
-                mode=self.mode,
-                progress=self.progress,
-                with_coord=True,
+                inputs, window, 1, predictor, overlap=self.overlap, mode=self.mode, with_coord=True
             )
-            stitched = stitched.as_tensor() if hasattr(stitched, "as_tensor") else stitched
+            stitched = stitched.as_tensor() if isinstance(stitched, MetaTensor) else stitched
             consumer.update(stitched.unflatten(1, (count, num_classes)).transpose(0, 1))
+            del stitched
             if on_pass is not None:
                 on_pass(first + count, num_samples)
+
+
+class _Mapped:
+    """Feeds ``consumer`` with ``fn(samples)``."""
+
+    def __init__(self, consumer: SampleConsumer, fn: Callable[[Tensor], Tensor]) -> None:
+        self.consumer = consumer
+        self.fn = fn
+
+    def update(self, samples: Tensor) -> None:
+        self.consumer.update(self.fn(samples))

@@ -1,73 +1,53 @@
-"""From scan files to NIfTI samples and uncertainty maps: the one path behind the CLI, the bundles and Slicer.
+"""The Python front door of inference: runs a bundle's own ``configs/inference.json`` workflow on given scans.
 
-file -> bundle preprocessing (MONAI transforms) -> :class:`SamplingInferer` over the model's window sampler
--> :class:`~revnets.uncertainty.StreamingUncertainty` -> MONAI ``Invertd`` back to the input's space ->
-atomic NIfTI writes.
+The bundle's config is a standard MONAI inference workflow (``dataset`` -> ``evaluator`` with the
+:class:`~revnets.inference.SamplingInferer` -> ``postprocessing`` that inverts to the input's space and
+writes each scan's outputs as one unit). ``revnets predict``, the Slicer module and
+``python -m monai.bundle run --config_file configs/inference.json --dataset_dir DIR`` all run that same
+config; this class only checks the bundle (trust, weights), sets the inputs, output folder, samples, seed
+and device, reports progress and turns what fails into one-line errors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import torch
-from monai.bundle import ConfigParser
-from monai.data import MetaTensor
-from monai.transforms import Compose, Invertd
-from torch import Tensor, nn
+from ignite.engine import Engine, Events
+from monai.bundle import ConfigParser, ConfigWorkflow
+from torch import nn
 from tqdm.auto import tqdm
 
 from revnets.bundles import BundleError, check_config, load_weights, resolve_bundle
-from revnets.errors import RevnetsError, UserInputError
-from revnets.files import OutputUnit, refuse_shared_targets
-from revnets.inference.inferer import SamplingInferer
-from revnets.inference.samplers import window_sampler
-from revnets.inference.scans import Scan, find_scan
-from revnets.inference.writer import write_nifti
+from revnets.errors import InputError, RevnetsError
+from revnets.inference.postprocessing import OUTPUTS
 from revnets.trust import require_trusted
-from revnets.uncertainty import StreamingUncertainty
 
-OUTPUTS = ("seg", "samples", "entropy", "mutual_info", "variance")
-
-
-@dataclass
 class Predictor:
-    """Runs a trained model over whole scans and writes, per input ``<stem>``, five NIfTI files.
-
-    ``<stem>_seg`` (consensus labels), ``<stem>_samples`` (one label map per sample, 4D),
-    ``<stem>_entropy``, ``<stem>_mutual_info`` and ``<stem>_variance``, all with the input's shape,
-    affine and orientation.
+    """A bundle's inference workflow, run on given scans.
 
     Args:
-        network: a ``revnets.models`` network in eval mode with its weights loaded.
-        preprocessing: MONAI dictionary transforms on key ``"image"``: first ``LoadImaged`` (the loaded
-            voxels are checked before the rest runs), then invertible transforms, so the maps can be
-            brought back to the input's space.
-        inferer: the sliding-window sampler.
-        num_samples: default number of samples.
-        labels: the label value written for each class index of the consensus and samples.
-        device: where the network runs (``"auto"``: CUDA when available).
-        weights: a state dict file for ``network``, read with ``torch.load(..., weights_only=True)``.
-        to_classes: maps the network's sample probabilities ``(n, B, C, *spatial)`` to a distribution
-            over exclusive classes before the maps are computed (e.g. ``nested_regions_to_classes`` for
-            sigmoid BraTS regions); None when the network already gives one (softmax).
+        bundle: the bundle folder (``configs/inference.json``, ``models/model.pt``).
+        network: the bundle's network with its weights, as checked at construction.
+        device: where the network runs.
     """
 
-    network: nn.Module
-    preprocessing: Compose
-    inferer: SamplingInferer
-    num_samples: int = 16
-    labels: Sequence[int] | None = None
-    device: torch.device | str = "auto"
-    weights: str | Path | None = None
-    to_classes: Callable[[Tensor], Tensor] | None = None
+    def __init__(self, bundle: Path, network: nn.Module, device: torch.device) -> None:
+        self.bundle = bundle
+        self.network = network
+        self.device = device
+
+    @property
+    def config_file(self) -> Path:
+        """The bundle's inference config."""
+        return self.bundle / "configs" / "inference.json"
 
     @classmethod
     def from_bundle(cls, bundle: str | Path, device: str = "auto", trust: bool = False) -> Predictor:
-        """Build from a MONAI bundle: a shipped bundle's name or a bundle folder (``configs/inference.json``,
-        ``models/model.pt``).
+        """Check a MONAI bundle (a shipped bundle's name or a bundle folder) and load its network's weights.
 
         A bundle's config can run Python code, so only a shipped bundle whose files match their recorded
         digests is loaded unless ``trust`` is set (see :mod:`revnets.trust`). Weights are read with
@@ -76,32 +56,21 @@ class Predictor:
         Raises:
             revnets.trust.UntrustedBundleError: not a shipped bundle (or changed), and ``trust`` is off.
             revnets.bundles.BundleError: missing files, invalid JSON, weights that cannot be loaded.
-            UserInputError: no such bundle, or CUDA asked for but unavailable.
+            InputError: no such bundle, or CUDA asked for but unavailable.
         """
         folder = resolve_bundle(bundle)
         config_file = folder / "configs" / "inference.json"
         check_config(config_file)
         require_trusted(folder, trust)
         if device == "cuda" and not torch.cuda.is_available():
-            raise UserInputError("--device cuda was asked for, but no CUDA device is available.")
+            raise InputError("the CUDA device was asked for, but none is available.")
         parser = ConfigParser()
         parser.read_config(str(config_file))
         parser["bundle_root"] = str(folder)
-        parser["device"] = _device(device)
-        try:
-            return parser.get_parsed_content("predictor")
-        except Exception as error:  # MONAI wraps what a component raises in RuntimeError
-            cause = _revnets_cause(error)
-            if cause is not None:
-                raise cause from error
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise BundleError(f"{config_file} could not be built: {reason}") from error
-
-    def __post_init__(self) -> None:
-        self.device = torch.device(_device(str(self.device)))
-        if self.weights is not None:
-            load_weights(self.network, self.weights)
-        self.network = self.network.to(self.device).eval()
+        with _built(config_file):
+            network = parser.get_parsed_content("network_def")
+        load_weights(network, folder / "models" / "model.pt")
+        return cls(folder, network.eval(), torch.device(_device(device)))
 
     def predict(
         self,
@@ -112,124 +81,141 @@ class Predictor:
         overwrite: bool = False,
         progress: bool = True,
         on_progress: Callable[[str, float], None] | None = None,
+        outputs: Sequence[str] = OUTPUTS,
     ) -> list[dict[str, Path]]:
-        """Segment each input; return, per input, the written files by output name (see ``OUTPUTS``).
+        """Segment each input through the bundle's inference workflow; return, per input, the written files by
+        output name (``outputs``: :data:`~revnets.inference.postprocessing.OUTPUTS` and optionally
+        ``probabilities``, ``expected_cross_entropy``).
 
-        Each input's five files are one :class:`~revnets.files.OutputUnit`: they appear together or not at
-        all, never replace an input file (every file of a BraTS case folder counts), and never replace an
-        existing file unless ``overwrite`` (checked before any work, and again at the moment each file is
-        moved into place).
+        Each input's files are one :class:`~revnets.files.OutputUnit`: they appear together or not at all,
+        never replace an input file (every file of a BraTS case folder counts), and never replace an existing
+        file unless ``overwrite`` (checked before any work, and again as each file is moved into place).
 
         Raises:
-            UserInputError: a missing or unreadable input, wrong dimensionality or channel count,
-                NaN/Inf voxels.
+            InputError: a missing or unreadable input, wrong dimensionality or channel count, NaN/Inf
+                voxels, a constant image, a number of samples out of range.
             revnets.files.OutputError: two inputs with the same output names, an output folder that is a
                 file or not writable, an output that exists (without ``overwrite``) or would replace an
                 input, a full disk.
         """
-        num_samples = self.num_samples if num_samples is None else num_samples
-        if num_samples < 1:
-            raise UserInputError(f"--samples must be at least 1, got {num_samples}.")
-        scans = [find_scan(Path(p), self.network.in_channels) for p in inputs]
-        inputs_files = [file for scan in scans for file in scan.input_files]
-        units = {
-            str(scan.path): OutputUnit(_targets(scan, Path(output_dir)), protected=inputs_files, overwrite=overwrite)
-            for scan in scans
+        overrides: dict[str, object] = {
+            "bundle_root": str(self.bundle),
+            "device": self.device,
+            "input_files": [str(path) for path in inputs],
+            "output_dir": str(output_dir),
+            "outputs": list(outputs),
+            "overwrite": overwrite,
+            "seed": seed,
         }
-        refuse_shared_targets(units)
-        for unit in units.values():
-            unit.check()
-        written = []
-        for index, (scan, unit) in enumerate(zip(scans, units.values())):
-            report = _stage_reporter(on_progress, index, len(scans), scan.stem)
-            with unit:
-                maps = self.sample_scan(scan, num_samples, seed, progress, report)
-                report("writing", 1.0)
-                for name, array in maps.items():
-                    write_nifti(array, scan.reference, unit.path(name))
-            written.append(unit.targets)
-        return written
+        if num_samples is not None:
+            overrides["num_samples"] = num_samples
+        with _quiet(), _translated() as state:
+            workflow = ConfigWorkflow(
+                config_file=str(self.config_file), workflow_type="infer", logging_file=False, **overrides
+            )
+            workflow.initialize()
+            scans = workflow.parser.get_parsed_content("scans")
+            _Progress(scans, workflow.evaluator, workflow.inferer, state, progress, on_progress)
+            workflow.run()
+            workflow.finalize()
+            return workflow.parser.get_parsed_content("writer").written
 
-    def sample_scan(
+
+class _Progress:
+    """Reports the stages of each scan (``on_progress(f"{stem}: {stage}", fraction of the run)``), shows a bar
+    of samples, and records which scan is being loaded (for error messages)."""
+
+    def __init__(
         self,
-        scan: Scan,
-        num_samples: int,
-        seed: int,
-        progress: bool = False,
-        report: Callable[[str, float], None] | None = None,
-    ) -> dict[str, np.ndarray]:
-        """The five outputs of one scan as arrays in the input's voxel grid, keyed like ``OUTPUTS``."""
-        report = report or (lambda stage, fraction: None)
-        report("preprocessing", 0.0)
-        try:
-            data = self.preprocessing({"image": scan.loader_input}, end=1)
-        except Exception as error:  # a truncated or corrupt file fails inside MONAI's loader
-            raise UserInputError(f"{scan.path} could not be read as an image ({type(error).__name__}).") from error
-        if not torch.isfinite(data["image"].as_tensor()).all():
-            raise UserInputError(f"{scan.path} contains NaN or infinite voxels.")
-        data = self.preprocessing(data, start=1)
-        inputs = data["image"].as_tensor()[None].to(self.device)
-        torch.manual_seed(seed)
-        num_classes = self.network.out_channels
-        aggregator = StreamingUncertainty(keep_labels=True)
-        sampler = window_sampler(self.network, inputs.shape[2:], self.inferer.window(inputs.shape[2:]), seed)
-        bar = tqdm(total=num_samples, desc=f"sampling {scan.stem}", unit="sample", disable=not progress)
+        scans: Sequence,
+        evaluator: Engine,
+        inferer: object,
+        state: dict,
+        bar: bool,
+        on_progress: Callable[[str, float], None] | None,
+    ) -> None:
+        self.scans = scans
+        self.state = state
+        self.show_bar = bar
+        self.on_progress = on_progress
+        self.index = 0
+        self.bar: tqdm | None = None
+        evaluator.add_event_handler(Events.GET_BATCH_STARTED, self.loading)
+        evaluator.add_event_handler(Events.GET_BATCH_COMPLETED, self.loaded)
+        evaluator.add_event_handler(Events.ITERATION_COMPLETED, self.written)
+        inferer.on_pass = self.sampled
 
-        def on_pass(done: int, total: int) -> None:
-            bar.update(done - bar.n)
-            report("sampling", done / total)
+    def report(self, stage: str, fraction: float) -> None:
+        if self.on_progress is not None:
+            stem = self.scans[self.index].stem
+            self.on_progress(f"{stem}: {stage}", (self.index + fraction) / len(self.scans))
 
-        consumer = aggregator if self.to_classes is None else _Mapped(aggregator, self.to_classes)
-        with torch.no_grad(), bar:
-            self.inferer(inputs, sampler, num_samples, num_classes, consumer, on_pass=on_pass)
-        report("restoring input space", 1.0)
-        maps = aggregator.compute()
-        return self._to_input_space(data, maps)
+    def loading(self, engine: Engine) -> None:
+        self.index = engine.state.iteration % len(self.scans)
+        self.state["loading"] = self.scans[self.index].path
+        self.report("preprocessing", 0.0)
 
-    def _to_input_space(self, data: dict, maps: dict[str, Tensor]) -> dict[str, np.ndarray]:
-        image: MetaTensor = data["image"]
-        channels = {
-            "probabilities": maps["mean"][0],
-            "entropy": maps["entropy"],
-            "mutual_info": maps["mutual_information"],
-            "variance": maps["variance"],
-            "samples": maps["labels"][:, 0].float(),
-        }
-        keys = list(channels)
-        restored = {"image": image}
-        for key, value in channels.items():
-            restored[key] = MetaTensor(value.cpu(), meta=image.meta, applied_operations=image.applied_operations)
-        inverter = Invertd(
-            keys=keys,
-            transform=self.preprocessing,
-            orig_keys="image",
-            nearest_interp=[key == "samples" for key in keys],
-        )
-        restored = inverter(restored)
-        labels = np.asarray(self.labels if self.labels is not None else range(len(channels["probabilities"])))
-        probabilities = restored["probabilities"].numpy()
-        samples = restored["samples"].numpy().round().astype(np.int64)
-        return {
-            "seg": labels[probabilities.argmax(0)].astype(np.uint8),
-            "samples": np.moveaxis(labels[samples], 0, -1).astype(np.uint8),
-            "entropy": restored["entropy"].numpy()[0].astype(np.float32),
-            "mutual_info": restored["mutual_info"].numpy()[0].astype(np.float32),
-            "variance": restored["variance"].numpy()[0].astype(np.float32),
-        }
+    def loaded(self, engine: Engine) -> None:
+        self.state["loading"] = None
+        self.report("sampling", 0.0)
+
+    def sampled(self, done: int, total: int) -> None:
+        if self.show_bar and self.bar is None:
+            self.bar = tqdm(total=total, desc=f"sampling {self.scans[self.index].stem}", unit="sample")
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+        self.report("sampling" if done < total else "restoring input space and writing", done / total)
+
+    def written(self, engine: Engine) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        self.report("written", 1.0)
 
 
-class _Mapped:
-    """Feeds ``consumer`` with ``fn(samples)``."""
+@contextmanager
+def _translated() -> Iterator[dict]:
+    """Re-raise what a workflow raises as the :class:`RevnetsError` behind it (MONAI wraps errors of
+    components, expressions and transforms in ``RuntimeError``), and a failure to read a scan as an
+    :class:`InputError` naming it. Yields a dict whose ``loading`` entry names the scan being read."""
+    state: dict = {"loading": None}
+    try:
+        yield state
+    except Exception as error:
+        cause = _revnets_cause(error)
+        if cause is not None:
+            raise cause from error
+        if state["loading"] is not None:
+            inner = _innermost(error)
+            raise InputError(f"{state['loading']} could not be read as an image ({type(inner).__name__}).") from error
+        raise
 
-    def __init__(self, consumer: StreamingUncertainty, fn: Callable[[Tensor], Tensor]) -> None:
-        self.consumer = consumer
-        self.fn = fn
 
-    def update(self, samples: Tensor) -> None:
-        self.consumer.update(self.fn(samples))
+@contextmanager
+def _built(config_file: Path) -> Iterator[None]:
+    """A component of the bundle's config that cannot be built is a :class:`BundleError` naming the config."""
+    try:
+        yield
+    except Exception as error:
+        cause = _revnets_cause(error)
+        if cause is not None:
+            raise cause from error
+        raise BundleError(f"{config_file} could not be built: {_first_line(error)}") from error
 
 
-def _revnets_cause(error: BaseException) -> RevnetsError | None:
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep log records off the terminal while the workflow runs: MONAI's bundle, engine and handler loggers
+    (and ignite's copy of an error) would print lines beside the one-line errors and progress reports."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def _revnets_cause(error: BaseException | None) -> RevnetsError | None:
     """The first :class:`RevnetsError` in the chain of causes of ``error``."""
     while error is not None:
         if isinstance(error, RevnetsError):
@@ -238,20 +224,18 @@ def _revnets_cause(error: BaseException) -> RevnetsError | None:
     return None
 
 
+def _innermost(error: BaseException) -> BaseException:
+    while (error.__cause__ or error.__context__) is not None:
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def _targets(scan: Scan, output_dir: Path) -> dict[str, Path]:
-    return {name: output_dir / f"{scan.stem}_{name}.nii.gz" for name in OUTPUTS}
-
-
-def _stage_reporter(
-    on_progress: Callable[[str, float], None] | None, index: int, total: int, stem: str
-) -> Callable[[str, float], None]:
-    if on_progress is None:
-        return lambda stage, fraction: None
-    return lambda stage, fraction: on_progress(f"{stem}: {stage}", (index + fraction) / total)
-

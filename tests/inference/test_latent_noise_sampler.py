@@ -32,7 +32,7 @@ def test_windows_of_one_sample_read_one_noise_field() -> None:
         def update(self, samples: torch.Tensor) -> None:
             chunks.append(samples)
 
-    inferer(torch.zeros(1, 1, *volume), sampler, num_samples=3, num_classes=2, consumer=Collect())
+    inferer.stream(torch.zeros(1, 1, *volume), sampler, num_samples=3, num_classes=2, consumer=Collect())
     stitched = torch.cat(chunks)  # (3, 1, 2, *volume): windows averaged where they overlap
     for i in range(3):
         field = sampler.noise(i)[0]  # (2, 8, 12, 8)
@@ -63,7 +63,7 @@ def test_real_phiseg_volume_samples_are_probabilities() -> None:
         def update(self, samples: torch.Tensor) -> None:
             chunks.append(samples)
 
-    inferer(torch.randn(1, 1, *volume), sampler, num_samples=4, num_classes=3, consumer=Collect())
+    inferer.stream(torch.randn(1, 1, *volume), sampler, num_samples=4, num_classes=3, consumer=Collect())
     samples = torch.cat(chunks)
     assert samples.shape == (4, 1, 3, *volume)
     torch.testing.assert_close(samples.sum(2), torch.ones(4, 1, *volume))

@@ -1,0 +1,177 @@
+"""Post-processing of a sampling run, as MONAI dictionary transforms: maps back to the input's space, the
+consensus, and the outputs of each scan written as one all-or-none unit.
+
+The chain in ``configs/inference.json`` after :class:`~revnets.inference.SamplingInferer`::
+
+    FlattenSubKeysd(pred) -> Invertd(float maps) -> InvertSamplesd(samples) -> ConsensusLabelsd -> WriteOutputsd
+
+Memory does not grow with the number of samples: the float maps are one per scan, and the samples are
+brought back to the input's space one at a time into a memory-mapped temporary file, from which the 4D
+NIfTI is written sample by sample.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.transforms import Invertd, MapTransform
+from monai.transforms.transform import Transform
+
+from revnets.errors import InputError
+from revnets.files import OutputUnit, refuse_shared_targets
+from revnets.inference.scans import Scan
+from revnets.inference.writer import write_nifti
+
+OUTPUTS = ("seg", "samples", "entropy", "mutual_info", "variance")
+"""The outputs written by default, per input ``<stem>``: ``<stem>_<name>.nii.gz``."""
+
+OPTIONAL_OUTPUTS = ("probabilities", "expected_cross_entropy")
+"""Outputs written only when asked for: the mean class probabilities (4D, one volume per class) and the
+expected cross-entropy map (PHiSeg's gamma map)."""
+
+
+class InvertSamplesd(MapTransform):
+    """Brings per-sample class-index maps back to the input's space, one sample at a time.
+
+    ``data[key]`` ``(N, *spatial)`` (class indices on the preprocessed grid) becomes ``(*input_spatial, N)``
+    ``uint8`` label values (``labels[index]``), nearest-neighbour inverted through ``transform``, held in a
+    memory-mapped temporary file (deleted once the array is no longer used).
+
+    Args:
+        keys: the sample keys.
+        transform: the invertible preprocessing.
+        orig_keys: the key whose applied operations are inverted (``"image"``).
+        labels: the label value of each class index (default: the index).
+    """
+
+    def __init__(
+        self,
+        keys: str | Sequence[str],
+        transform: Transform,
+        orig_keys: str = "image",
+        labels: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__(keys)
+        self.orig_keys = orig_keys
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.uint8)
+        self.inverter = {key: Invertd(keys=key, transform=transform, orig_keys=orig_keys, nearest_interp=True) for key in self.keys}
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            samples = torch.as_tensor(d[key])
+            stack = None
+            for index in range(samples.shape[0]):
+                one = MetaTensor(samples[index : index + 1].float().cpu())
+                restored = self.inverter[key]({key: one, self.orig_keys: d[self.orig_keys]})[key]
+                classes = np.asarray(torch.as_tensor(restored)[0].round().to(torch.int64).numpy())
+                if stack is None:  # (N, *reversed spatial), so each sample is one contiguous block
+                    stack = _temporary_array((samples.shape[0], *classes.shape[::-1]))
+                stack[index] = (classes if self.labels is None else self.labels[classes]).astype(np.uint8).T
+            d[key] = stack.transpose(*range(stack.ndim - 1, 0, -1), 0)
+        return d
+
+
+class ConsensusLabelsd(MapTransform):
+    """The consensus label map: the class of highest mean probability, as its label value.
+
+    ``data[keys]`` ``(C, *spatial)`` mean probabilities -> ``data[output_key]`` ``(*spatial)`` ``uint8``.
+
+    Args:
+        keys: the mean-probability key.
+        labels: the label value of each class (default: the index).
+        output_key: where the consensus goes.
+    """
+
+    def __init__(self, keys: str, labels: Sequence[int] | None = None, output_key: str = "seg") -> None:
+        super().__init__(keys)
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.uint8)
+        self.output_key = output_key
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            classes = torch.as_tensor(d[key]).argmax(0).cpu().numpy()
+            d[self.output_key] = (classes if self.labels is None else self.labels[classes]).astype(np.uint8)
+        return d
+
+
+class WriteOutputsd(Transform):
+    """Writes each scan's outputs into ``output_dir`` as one :class:`~revnets.files.OutputUnit`.
+
+    For the data dict of a scan (key ``scan`` names it) every name in ``outputs`` is written as
+    ``<output_dir>/<stem>_<name>.nii.gz`` with the input's affine and header: the files appear together or
+    not at all, never replace an input file (every file of a BraTS case folder counts), and never replace
+    an existing file unless ``overwrite``. :meth:`check` refuses, before any work, what would fail later.
+
+    Args:
+        scans: the scans of the run.
+        output_dir: the output folder (made if missing).
+        outputs: names from :data:`OUTPUTS` and :data:`OPTIONAL_OUTPUTS`.
+        overwrite: replace existing outputs.
+
+    Attributes:
+        written: the final files of each scan written so far, by output name.
+    """
+
+    def __init__(
+        self, scans: Sequence[Scan], output_dir: str | Path, outputs: Sequence[str] = OUTPUTS, overwrite: bool = False
+    ) -> None:
+        unknown = sorted(set(outputs) - set(OUTPUTS + OPTIONAL_OUTPUTS))
+        if unknown or not outputs:
+            raise InputError(f"unknown outputs {unknown}: choose among {list(OUTPUTS + OPTIONAL_OUTPUTS)}.")
+        if output_dir is None or not str(output_dir).strip():
+            raise InputError("the output folder is not set.")
+        self.outputs = tuple(dict.fromkeys(outputs))
+        self.scans = {str(scan.path): scan for scan in scans}
+        protected = [file for scan in scans for file in scan.input_files]
+        folder = Path(output_dir)
+        self.units = {
+            key: OutputUnit(
+                {name: folder / f"{scan.stem}_{name}.nii.gz" for name in self.outputs},
+                protected=protected,
+                overwrite=overwrite,
+            )
+            for key, scan in self.scans.items()
+        }
+        self.written: list[dict[str, Path]] = []
+
+    def check(self) -> None:
+        """Refuse two scans writing the same file, and targets that exist, are inputs or cannot be written.
+
+        Raises:
+            revnets.files.OutputError: naming the file.
+        """
+        refuse_shared_targets(self.units)
+        for unit in self.units.values():
+            unit.check()
+
+    def __call__(self, data: Mapping[Hashable, object]) -> Mapping[Hashable, object]:
+        key = str(data["scan"])
+        scan, unit = self.scans[key], self.units[key]
+        with unit:
+            for name in self.outputs:
+                write_nifti(_output_array(data[name]), scan.reference, unit.path(name))
+        self.written.append(dict(unit.targets))
+        return data
+
+
+def _output_array(value: object) -> np.ndarray:
+    """An output in the layout NIfTI stores: maps ``(1, *spatial)`` -> ``(*spatial)``, probabilities
+    ``(C, *spatial)`` -> ``(*spatial, C)``; label maps (already ``uint8``) unchanged."""
+    if isinstance(value, np.ndarray) and value.dtype == np.uint8:
+        return value
+    array = torch.as_tensor(value).detach().cpu().float().numpy()
+    return array[0] if array.shape[0] == 1 else np.moveaxis(array, 0, -1)
+
+
+def _temporary_array(shape: tuple[int, ...]) -> np.memmap:
+    """A ``uint8`` array of ``shape`` backed by an anonymous temporary file (gone when the array is)."""
+    with tempfile.TemporaryFile(prefix=".revnets-samples-") as backing:
+        backing.truncate(int(np.prod(shape)))
+        return np.memmap(backing, dtype=np.uint8, mode="r+", shape=shape)
