@@ -1,0 +1,496 @@
+#!/usr/bin/env python
+"""Benchmark the reversible twins of MONAI's networks (``revnets.nets``) against MONAI's own, in 3D on CPU.
+
+For ``SegResNet``, ``DynUNet`` and ``UNet`` at a MONAI default 3D configuration (:data:`CONFIGS`):
+
+1. one training step (forward, cross-entropy, backward) on ``1 x 1 x S^3`` at the network's base cube
+   (:data:`BASE`) of MONAI's network, MONAI's network under MONAI's activation checkpointing
+   (``CheckpointUNet``; ``ActivationCheckpointWrapper`` around each block of the others) and the reversible
+   twin: bytes saved for backward, peak memory, step time;
+2. the largest cube (a multiple of the network's size divisor) the twin trains within the peak of MONAI's
+   network at the base cube;
+3. learning parity: MONAI's network and the twin trained for the same steps (same seed, same patches) on
+   the brain-tissue task (the real MNI T1 from nilearn, one of ``revnets.data.tissue_raters``' annotators,
+   train on the lower three quarters of the axial extent, test on the top quarter), Dice of grey and white
+   matter on the held-out slab.
+
+Every memory figure comes from a fresh process (one warm-up step, ``malloc_trim``, the measured step;
+``revnets.core.memory.step_peak_bytes``). Results accumulate in ``--results`` (JSON), so an interrupted run
+resumes where it stopped.
+
+Usage:
+    nice -n 10 python scripts/benchmark_monai_twins.py --write-docs
+    python scripts/benchmark_monai_twins.py --quick     # tiny sizes and steps: checks the script runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import fcntl
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from benchmark_docs import MALLOC_ENV, track_live_tensors
+from benchmark_models import OVER_BUDGET, Watchdog, largest_fitting, machine_description
+from monai.inferers import sliding_window_inference
+from monai.losses import DiceCELoss
+from monai.networks import nets as monai_nets
+from monai.networks.blocks.activation_checkpointing import ActivationCheckpointWrapper
+from monai.networks.nets.dynunet import DynUNetSkipLayer
+from torch import nn
+
+from revnets import nets as twin_nets
+from revnets.core.memory import in_fresh_process, saved_bytes, step_peak_bytes
+from revnets.data import mni_anatomy, tissue_raters
+
+NNUNET_STRIDES = [[1, 1, 1]] + [[2, 2, 2]] * 4
+CONFIGS: dict[str, dict] = {
+    "SegResNet": {"spatial_dims": 3, "init_filters": 8, "in_channels": 1, "out_channels": 3,
+                  "blocks_down": (1, 2, 2, 4), "blocks_up": (1, 1, 1)},
+    "DynUNet": {"spatial_dims": 3, "in_channels": 1, "out_channels": 3, "kernel_size": [[3, 3, 3]] * 5,
+                "strides": NNUNET_STRIDES, "upsample_kernel_size": NNUNET_STRIDES[1:]},
+    "UNet": {"spatial_dims": 3, "in_channels": 1, "out_channels": 3, "channels": (16, 32, 64, 128, 256),
+             "strides": (2, 2, 2, 2), "num_res_units": 2},
+}
+"""MONAI's defaults for SegResNet; nnU-Net's 3D plan for a 128^3-class patch for DynUNet (five levels, 3x3x3
+kernels, stride 2, filters 32-64-128-256-320); MONAI's spleen / BraTS tutorial UNet."""
+DIVISOR = {"SegResNet": 8, "DynUNet": 16, "UNet": 16}
+BASE = {"SegResNet": 64, "DynUNet": 48, "UNet": 64}
+MAX_FACTOR = 2.5  # the cube search goes up to this many times the base side
+VARIANTS = ("monai", "monai_checkpointed", "twin")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DOCS = REPO_ROOT / "docs" / "monai_twins.md"
+FIGURE = REPO_ROOT / "docs" / "figures" / "monai_twins_memory.png"
+HEADING = "## Measured"
+MIB = 2**20
+
+
+def _checkpoint_blocks(name: str, net: nn.Module) -> nn.Module:
+    """MONAI's network with MONAI's ``ActivationCheckpointWrapper`` around each block (UNet: CheckpointUNet)."""
+    if name == "SegResNet":
+        net.down_layers = nn.ModuleList(ActivationCheckpointWrapper(m) for m in net.down_layers)
+        net.up_layers = nn.ModuleList(ActivationCheckpointWrapper(m) for m in net.up_layers)
+    elif name == "DynUNet":
+        layer = net.skip_layers
+        while isinstance(layer, DynUNetSkipLayer):
+            layer.downsample = ActivationCheckpointWrapper(layer.downsample)
+            layer.upsample.conv_block = ActivationCheckpointWrapper(layer.upsample.conv_block)
+            if not isinstance(layer.next_layer, DynUNetSkipLayer):
+                layer.next_layer = ActivationCheckpointWrapper(layer.next_layer)
+            layer = layer.next_layer
+    return net
+
+
+def build(name: str, variant: str) -> nn.Module:
+    """``variant`` of network ``name`` at its :data:`CONFIGS` configuration."""
+    config = CONFIGS[name]
+    if variant == "twin":
+        return getattr(twin_nets, name)(**config, form="reversible")
+    if variant == "monai_checkpointed" and name == "UNet":
+        return monai_nets.CheckpointUNet(**config)
+    net = getattr(monai_nets, name)(**config)
+    return _checkpoint_blocks(name, net) if variant == "monai_checkpointed" else net
+
+
+def parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def measure(name: str, variant: str, size: int, limit: int | None, with_saved: bool) -> dict:
+    """In a fresh process: warm-up step, then the measured step's peak and time (and bytes saved)."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    net = build(name, variant)
+    x = torch.randn(1, 1, size, size, size)
+    target = torch.randint(0, 3, (1, size, size, size))
+
+    def loss() -> torch.Tensor:
+        return F.cross_entropy(net(x), target)
+
+    def step() -> None:
+        loss().backward()
+
+    watchdog = Watchdog()
+    watchdog.watch(None if limit is None else limit + max(limit // 4, 128 * MIB))
+    step()
+    net.zero_grad(set_to_none=True)
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    watchdog.watch(limit)
+    start = time.perf_counter()
+    peak = step_peak_bytes(step)
+    seconds = time.perf_counter() - start
+    watchdog.watch(None)
+    result = {"peak": peak, "seconds": seconds}
+    if with_saved:
+        net.zero_grad(set_to_none=True)
+        result["saved"] = saved_bytes(loss)
+    return result
+
+
+def fresh(name: str, variant: str, size: int, limit: int | None = None, with_saved: bool = False) -> dict | None:
+    """:func:`measure` in a fresh process; None when it passed ``limit``."""
+    try:
+        return in_fresh_process(measure, name, variant, size, limit, with_saved)
+    except RuntimeError as error:
+        if f"exit code {OVER_BUDGET}" in str(error):
+            return None
+        raise
+
+
+# ---------------------------------------------------------------- learning parity
+
+
+def tissue_task(spacing: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The MNI T1 ``(1, 1, X, Y, Z)`` (z-scored in the brain), labels ``(1, 1, X, Y, Z)`` of annotator 1, and the
+    first axial index of the held-out top quarter."""
+    anatomy = mni_anatomy(spacing)
+    image = anatomy.t1
+    brain = anatomy.brain_mask
+    image = (image - image[brain].mean()) / image[brain].std()
+    labels = tissue_raters(anatomy)[1]
+    split = int(round(image.shape[2] * 0.75))
+    as_tensor = lambda a, dtype: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)[None, None]  # noqa: E731
+    return as_tensor(image, torch.float32), as_tensor(labels, torch.long), split
+
+
+def random_patches(
+    image: torch.Tensor, labels: torch.Tensor, stop: int, patch: int, batch: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch`` random ``patch^3`` crops (random flips) of the volume below axial index ``stop``."""
+    xs, ys = [], []
+    shape = (*image.shape[2:4], stop)
+    for _ in range(batch):
+        corner = [int(torch.randint(0, max(s - patch, 0) + 1, (1,), generator=generator)) for s in shape]
+        window = tuple(slice(c, c + patch) for c in corner)
+        x, y = image[(0, slice(None), *window)], labels[(0, slice(None), *window)]
+        for axis in (1, 2, 3):
+            if torch.rand(1, generator=generator) < 0.5:
+                x, y = x.flip(axis), y.flip(axis)
+        xs.append(x)
+        ys.append(y)
+    return torch.stack(xs), torch.stack(ys)
+
+
+def held_out_dice(net: nn.Module, image: torch.Tensor, labels: torch.Tensor, start: int, roi: int) -> float:
+    """Mean Dice of grey and white matter on the slab from axial index ``start`` (a margin of context above)."""
+    net.eval()
+    context = max(start - roi // 2, 0)
+    with torch.no_grad():
+        logits = sliding_window_inference(image[..., context:], (roi,) * 3, 4, net, overlap=0.5)
+    prediction = logits.argmax(1)[..., start - context :]
+    truth = labels[:, 0, ..., start:]
+    dices = []
+    for tissue in (1, 2):
+        p, t = prediction == tissue, truth == tissue
+        dices.append(float(2 * (p & t).sum() / max(int(p.sum() + t.sum()), 1)))
+    return sum(dices) / len(dices)
+
+
+def train(name: str, variant: str, steps: int, patch: int, batch: int, spacing: float) -> dict:
+    """Train ``variant`` of ``name`` for ``steps`` (Adam 1e-3, Dice + CE) with seed 0; held-out Dice."""
+    torch.set_num_threads(1)
+    image, labels, split = tissue_task(spacing)
+    torch.manual_seed(0)
+    net = build(name, variant)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    generator = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    losses = []
+    net.train()
+    for _ in range(steps):
+        x, y = random_patches(image, labels, split, patch, batch, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    seconds = time.perf_counter() - start
+    return {
+        "dice": held_out_dice(net, image, labels, split, patch),
+        "final_loss": sum(losses[-10:]) / len(losses[-10:]),
+        "seconds": seconds,
+    }
+
+
+# ---------------------------------------------------------------- the run
+
+
+class Results:
+    """The JSON file that accumulates results, so a rerun skips what is done; the memory and learning parts
+    may run in two processes at once (each write re-reads the file under a lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _read(self) -> dict:
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def get(self, *keys: str) -> object:
+        node = self._read()
+        for key in keys:
+            if not isinstance(node, dict) or key not in node:
+                return None
+            node = node[key]
+        return node
+
+    def put(self, value: object, *keys: str) -> None:
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = self._read()
+            node = data
+            for key in keys[:-1]:
+                node = node.setdefault(key, {})
+            node[keys[-1]] = value
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(data, indent=1))
+            temporary.replace(self.path)
+
+    def once(self, compute: Callable[[], object], *keys: str) -> object:
+        known = self.get(*keys)
+        if known is None:
+            known = compute()
+            self.put(known, *keys)
+        return known
+
+
+def run_memory(args: argparse.Namespace, results: Results, log: Callable[[str], None]) -> None:
+    """Parts 1 and 2: the three variants at the base cube, then the twin's largest cube within MONAI's peak."""
+    for name in args.nets:
+        base = args.base or BASE[name]
+        results.once(lambda: {v: parameters(build(name, v)) for v in ("monai", "twin")}, name, "parameters")
+        for variant in VARIANTS:
+            found = results.once(lambda: fresh(name, variant, base, with_saved=True), name, "base", variant)
+            log(f"{name} {variant} {base}^3: {found}")
+        budget = results.get(name, "base", "monai", "peak")
+        step = DIVISOR[name]
+        cubes = list(range(base, int(base * MAX_FACTOR) + 1, step))
+        probes: dict[str, dict | None] = results.get(name, "probes") or {str(base): results.get(name, "base", "twin")}
+
+        def fits(size: int) -> bool:
+            key = str(size)
+            if key not in probes:
+                probes[key] = fresh(name, "twin", size, limit=budget)
+                results.put(probes, name, "probes")
+                log(f"{name} twin {size}^3 within {budget / MIB:.0f} MiB: {probes[key]}")
+            return probes[key] is not None and probes[key]["peak"] <= budget
+
+        # first guess: the twin's peak grows with the volume from its figure at the base cube
+        guess = base * (budget / results.get(name, "base", "twin", "peak")) ** (1 / 3)
+        guess_index = max((i for i, c in enumerate(cubes) if c <= guess), default=0)
+        first = [0, guess_index, guess_index + 1]
+        largest = results.once(lambda: largest_fitting(cubes, fits, first), name, "largest_cube")
+        log(f"{name}: largest twin cube within MONAI's {base}^3 peak: {largest}")
+
+
+def run_learning(args: argparse.Namespace, results: Results, log: Callable[[str], None]) -> None:
+    """Part 3: MONAI's network and the twin trained alike on the brain-tissue task."""
+    for name in args.nets:
+        for variant in ("monai", "twin"):
+            found = results.once(
+                lambda: train(name, variant, args.steps, args.patch, args.batch, args.spacing),
+                name, "learning", variant,
+            )
+            log(f"{name} {variant} learning: {found}")
+
+
+# ---------------------------------------------------------------- docs
+
+
+def memory_table(results: Results, nets: list[str], bases: dict[str, int]) -> str:
+    rows = [
+        "| network | base cube | parameters (MONAI / twin) | variant | saved for backward (MiB) | saved / MONAI "
+        "| peak (MiB) | peak / MONAI | step (s) | step / MONAI |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in nets:
+        params = results.get(name, "parameters")
+        ref = results.get(name, "base", "monai")
+        for variant in VARIANTS:
+            m = results.get(name, "base", variant)
+            label = {"monai": f"MONAI `{name}`", "monai_checkpointed": "MONAI + checkpointing",
+                     "twin": f"`revnets.nets.{name}` (reversible)"}[variant]
+            rows.append(
+                f"| {name} | {bases[name]}^3 | {params['monai'] / 1e6:.2f} M / {params['twin'] / 1e6:.2f} M "
+                f"({params['twin'] / params['monai']:.3f}x) | {label} | {m['saved'] / MIB:,.0f} | "
+                f"{m['saved'] / ref['saved']:.2f} | {m['peak'] / MIB:,.0f} | {m['peak'] / ref['peak']:.2f} | "
+                f"{m['seconds']:.1f} | {m['seconds'] / ref['seconds']:.2f} |"
+            )
+    return "\n".join(rows)
+
+
+def cube_table(results: Results, nets: list[str], bases: dict[str, int]) -> tuple[str, list[str]]:
+    rows = [
+        "| network | MONAI's peak at its base cube (the budget) | largest twin cube within it | its peak | "
+        "volume / base |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    checks = []
+    for name in nets:
+        base = bases[name]
+        budget = results.get(name, "base", "monai", "peak")
+        largest = results.get(name, "largest_cube")
+        probe = results.get(name, "probes", str(largest)) if largest else None
+        volume = (largest / base) ** 3 if largest else 0.0
+        capped = " (search cap)" if largest and largest + DIVISOR[name] > base * MAX_FACTOR else ""
+        rows.append(
+            f"| {name} | {budget / MIB:,.0f} MiB at {base}^3 | {largest}^3{capped} | "
+            f"{probe['peak'] / MIB:,.0f} MiB | {volume:.1f}x |"
+        )
+        checks.append(
+            f"- {name}: the twin trains {largest}^3 within MONAI's peak at {base}^3, {volume:.1f}x the volume "
+            f"(target >= 4x: {'met' if volume >= 4 else 'NOT met'})."
+        )
+    return "\n".join(rows), checks
+
+
+def learning_table(results: Results, nets: list[str]) -> tuple[str, list[str]]:
+    rows = [
+        "| network | Dice MONAI | Dice twin | difference | final train loss MONAI / twin | train time (s) "
+        "MONAI / twin |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    checks = []
+    for name in nets:
+        a, b = results.get(name, "learning", "monai"), results.get(name, "learning", "twin")
+        if not a or not b:
+            continue
+        diff = b["dice"] - a["dice"]
+        rows.append(
+            f"| {name} | {a['dice']:.3f} | {b['dice']:.3f} | {diff:+.3f} | {a['final_loss']:.3f} / "
+            f"{b['final_loss']:.3f} | {a['seconds']:.0f} / {b['seconds']:.0f} |"
+        )
+        checks.append(
+            f"- {name}: held-out Dice {b['dice']:.3f} (twin) vs {a['dice']:.3f} (MONAI), difference {diff:+.3f} "
+            f"(target within 0.02: {'met' if abs(diff) <= 0.02 or diff > 0 else 'NOT met'})."
+        )
+    return "\n".join(rows), checks
+
+
+def plot(results: Results, nets: list[str], bases: dict[str, int], path: Path) -> None:
+    """Per network: saved-for-backward and peak memory at the base cube per variant (bars)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(nets), figsize=(5 * len(nets), 4.2), squeeze=False)
+    labels = {"monai": "MONAI", "monai_checkpointed": "MONAI +\ncheckpointing", "twin": "revnets.nets\n(reversible)"}
+    for ax, name in zip(axes[0], nets):
+        saved = [results.get(name, "base", v, "saved") / MIB for v in VARIANTS]
+        peak = [results.get(name, "base", v, "peak") / MIB for v in VARIANTS]
+        positions = np.arange(len(VARIANTS))
+        ax.bar(positions - 0.2, saved, 0.4, label="saved for backward")
+        ax.bar(positions + 0.2, peak, 0.4, label="peak of the step")
+        ax.set_xticks(positions, [labels[v] for v in VARIANTS])
+        largest = results.get(name, "largest_cube")
+        ax.set_title(f"{name}, 1x1x{bases[name]}^3: twin fits {largest}^3 in MONAI's peak", fontsize=10)
+        ax.set_ylabel("MiB")
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def docs_section(args: argparse.Namespace, results: Results, command: str) -> str:
+    bases = {name: args.base or BASE[name] for name in args.nets}
+    memory = memory_table(results, args.nets, bases)
+    cubes, cube_checks = cube_table(results, args.nets, bases)
+    learning, learning_checks = learning_table(results, args.nets)
+    configs = "\n".join(f"- `{name}`: `{CONFIGS[name]}`" for name in args.nets)
+    return "\n".join(
+        [
+            HEADING,
+            "",
+            f"- Command: `{command}`",
+            f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+            f"- Machine: {machine_description(1)}; **shared cores** (other jobs ran at the same time): step times "
+            "and their ratios are upper bounds, not results.",
+            "- Peak: process peak resident set over the resident set before the step (`step_peak_bytes`), one fresh "
+            "process per figure, second step after `malloc_trim`, with "
+            f"`{' '.join(f'{k}={v}' for k, v in MALLOC_ENV.items())}`. "
+            "Saved for backward: `saved_bytes` of forward + cross-entropy (parameters saved by layers included).",
+            "- Configurations (3D, `in_channels=1`, `out_channels=3`):",
+            configs,
+            "",
+            "### Memory of one training step at the base cube",
+            "",
+            memory,
+            "",
+            "### Largest training cube within MONAI's memory",
+            "",
+            cubes,
+            "",
+            f"### Learning parity ({args.steps} steps, batch {args.batch} of {args.patch}^3 patches, brain tissue at "
+            f"{args.spacing:g} mm)",
+            "",
+            learning,
+            "",
+            "### Targets",
+            "",
+            *cube_checks,
+            *learning_checks,
+            "",
+            f"![bytes saved for backward and peak memory per network and variant](figures/{FIGURE.name})",
+            "",
+        ]
+    )
+
+
+def write_docs(args: argparse.Namespace, results: Results, command: str) -> None:
+    text = DOCS.read_text() if DOCS.exists() else f"# Reversible twins of MONAI's networks\n\n{HEADING}\n"
+    head, _, _ = text.partition(HEADING)
+    DOCS.write_text(head + docs_section(args, results, command))
+    plot(results, args.nets, {name: args.base or BASE[name] for name in args.nets}, FIGURE)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nets", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--base", type=int, help="one base cube for every network (default: per network)")
+    parser.add_argument("--part", choices=["memory", "learning", "all"], default="all")
+    parser.add_argument("--steps", type=int, default=100, help="training steps of the learning parity")
+    parser.add_argument("--patch", type=int, default=32, help="training patch side (a multiple of 16)")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--spacing", type=float, default=4.0, help="mm per voxel of the brain-tissue task")
+    parser.add_argument("--results", type=Path, default=Path("/tmp/benchmark_monai_twins.json"))
+    parser.add_argument("--quick", action="store_true", help="base 32^3, 4 steps: checks that the script runs")
+    parser.add_argument("--write-docs", action="store_true", help=f"write {DOCS.relative_to(REPO_ROOT)} and its plot")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.base, args.steps = 32, 4
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    track_live_tensors()
+    results = Results(args.results)
+
+    def log(message: str) -> None:
+        print(f"[{datetime.now():%H:%M:%S}] {message}", flush=True)
+
+    if args.part in ("memory", "all"):
+        run_memory(args, results, log)
+    if args.part in ("learning", "all"):
+        run_learning(args, results, log)
+    if args.write_docs:
+        command = shlex.join(["python", "scripts/benchmark_monai_twins.py", *argv])
+        write_docs(args, results, command)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
