@@ -8,6 +8,7 @@ from monai.networks import nets as monai_nets
 
 from revnets import nets
 from revnets.core.memory import saved_bytes
+from revnets.inference import SamplingInferer
 from revnets.models import SegmentationModel
 from tests.nets.configs import DEFAULTS_3D, NAMES, config, monai_net, twin
 
@@ -116,3 +117,16 @@ def test_twins_are_segmentation_models_with_samples_and_a_training_loss(name: st
     assert torch.isfinite(loss.total)
     if name == "DynUNet":
         assert loss.terms["deep_supervision"].shape == (3,)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_revnets_sampling_inferer_runs_a_twin_over_a_volume(name: str) -> None:
+    net = twin(name, 3).eval()
+    volume = torch.randn(1, 2, 20, 18, 12)
+    inferer = SamplingInferer(roi_size=(16, 16, 8), num_samples=3, size_divisor=net.size_divisor)
+
+    summary = inferer(volume, net)
+
+    assert summary["probabilities"].shape == (1, 3, 20, 18, 12)
+    assert summary["samples"].shape == (1, 3, 20, 18, 12)
+    assert torch.isfinite(summary["entropy"]).all() and summary["mutual_info"].max() > 0
