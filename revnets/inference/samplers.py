@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from revnets.inference.inferer import WindowSampler
 from revnets.models.protocol import LatentNoiseModel, Sampling, SegmentationModel
@@ -29,7 +30,7 @@ class DropoutFlipSampler:
     def __call__(self, patch: Tensor, location: Sequence[slice], first: int, count: int) -> Tensor:
         """``(b, C_in, *roi) -> (count, b, C, *roi)``."""
         return sample_probabilities(
-            self.network, patch, count, self.network.output_activation, flips=self.flips, first=first
+            cast(nn.Module, self.network), patch, count, self.network.output_activation, flips=self.flips, first=first
         )
 
 

@@ -34,7 +34,7 @@ from revnets.blocks import ResidualFunction, norm_layer
 from revnets.core.form import Form, resolve_form
 from revnets.models.losses import gaussian_prior_kl, reconstruction_error
 from revnets.models.protocol import SegmentationLoss, TrainingLoss
-from revnets.models.reversible_unet import InvertibleTransition, ReversibleUNet, StridedConvTransition
+from revnets.models.reversible_unet import InvertibleTransition, ReversibleUNet, StridedConvTransition, Transition
 
 VARIANTS = ("partial", "full")
 
@@ -151,6 +151,7 @@ class InvResUNet(ReversibleUNet):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}.")
         form = resolve_form("InvResUNet", form, mode=mode, checkpointing=checkpointing)
+        transition: Transition
         if variant == "full":
             transition = partial(InvertibleTransition, spatial_dims, learnable=learnable_resampling)
         else:
@@ -172,7 +173,7 @@ class InvResUNet(ReversibleUNet):
             VAEBranch(spatial_dims, self.channels, in_channels, vae_latent_channels, norm) if vae else None
         )
 
-    def forward(self, x: Tensor) -> Tensor | InvResOutput:
+    def forward(self, x: Tensor) -> Tensor | InvResOutput:  # type: ignore[override]
         """Logits ``(B, out_channels, *spatial)``, or an :class:`InvResOutput` when training with the VAE."""
         skips = self.encode(x)
         logits = self.decode(skips)

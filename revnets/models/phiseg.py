@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -174,7 +174,7 @@ class Likelihood(nn.Module):
         lifted = []
         for i, zi in enumerate(z):
             h = self.read[i](zi)
-            for step in self.lift[i]:
+            for step in cast(nn.ModuleList, self.lift[i]):
                 h = step(_upsample(h))
             lifted.append(h)
         combined = [lifted[-1]]
@@ -356,7 +356,7 @@ class PHiSeg(nn.Module):
         target = y[:, 0].long()
         batch = x.shape[0]
         levels = self.likelihood(q.z)
-        reconstruction = []
+        reconstruction: list[Tensor] = []
         accumulated = torch.zeros_like(levels[0])
         for s in reversed(levels):
             accumulated = accumulated + s
@@ -372,8 +372,9 @@ class PHiSeg(nn.Module):
 class RevPHiSeg(PHiSeg):
     """:class:`PHiSeg` with ``couplings=True``: the same arguments, RevPHiSeg's conv stacks."""
 
-    def __init__(self, *args: Any, couplings: bool = True, **kwargs: Any) -> None:
-        super().__init__(*args, couplings=couplings, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("couplings", True)
+        super().__init__(*args, **kwargs)
 
 
 def gaussian_kl(mu_q: Tensor, sigma_q: Tensor, mu_p: Tensor, sigma_p: Tensor, eps: float = 1e-10) -> Tensor:

@@ -21,6 +21,7 @@ backward), plain (the same couplings under ordinary autograd) or checkpointed (e
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 from monai.networks.layers.factories import Conv
@@ -164,6 +165,10 @@ class ReversibleUNet(nn.Module):
         self.head = Conv[Conv.CONV, spatial_dims](channels[0], out_channels, 1)
 
     @property
+    def _transitions(self) -> list[StridedConvTransition | InvertibleTransition]:
+        return cast(list[StridedConvTransition | InvertibleTransition], list(self.transitions))
+
+    @property
     def size_divisor(self) -> int:
         """Every spatial size of the input must be a multiple of this (``2**(levels - 1)``)."""
         return 2 ** (len(self.channels) - 1)
@@ -188,14 +193,14 @@ class ReversibleUNet(nn.Module):
         ``(B, channels[l], *spatial / 2**l)``."""
         self.check_input(x)
         skips = [self.encoder[0](self.stem(x))]
-        for transition, encoder in zip(self.transitions, self.encoder[1:]):
+        for transition, encoder in zip(self._transitions, self.encoder[1:]):
             skips.append(encoder(transition.down(skips[-1])))
         return skips
 
     def decode(self, skips: list[Tensor]) -> Tensor:
         """The encoder outputs of :meth:`encode` to logits ``(B, out_channels, *spatial)``."""
         x = skips[-1]
-        for transition, decoder, skip in zip(reversed(self.transitions), reversed(self.decoder), reversed(skips[:-1])):
+        for transition, decoder, skip in zip(reversed(self._transitions), reversed(self.decoder), reversed(skips[:-1])):
             x = decoder(transition.up(x, skip))
         return self.head(x)
 
