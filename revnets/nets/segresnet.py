@@ -24,14 +24,15 @@ from revnets.nets.stage import Stage
 
 
 class _UpsampleAdd(nn.Module):
-    """MONAI's decoder step before the blocks: ``upsample(x) + skip``."""
+    """MONAI's decoder step before the blocks: ``upsample(x) + skip`` (the VAE decoder has no skip)."""
 
     def __init__(self, upsample: nn.Module) -> None:
         super().__init__()
         self.upsample = upsample
 
-    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
-        return self.upsample(x) + skip
+    def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
+        x = self.upsample(x)
+        return x if skip is None else x + skip
 
 
 class SegResNet(TwinSegmentation):
@@ -85,6 +86,11 @@ class SegResNet(TwinSegmentation):
                 raise ValueError(f"SegResNet: norm_name={norm_name!r} is deprecated; pass norm instead.")
             norm = ("group", {"num_groups": num_groups})
         self.spatial_dims = spatial_dims
+        self.init_filters = init_filters
+        self.blocks_down = tuple(blocks_down)
+        self.norm = norm
+        self.act = act
+        self.upsample_mode = upsample_mode
         self.in_channels = in_channels
         self.out_channels = out_channels if use_conv_final else init_filters
         self.form = Form.of(form)
@@ -115,22 +121,32 @@ class SegResNet(TwinSegmentation):
                 get_upsample_layer(spatial_dims, channels, upsample_mode=upsample_mode),
             )
             self.up_layers.append(Stage(_UpsampleAdd(upsample), couplings(channels, blocks), self.form))
-        self.conv_final = None
-        if use_conv_final:
-            final = nn.Sequential(
-                get_norm_layer(name=norm, spatial_dims=spatial_dims, channels=init_filters),
-                get_act_layer(act),
-                get_conv_layer(spatial_dims, init_filters, out_channels, kernel_size=1, bias=True),
-            )
-            self.conv_final = Stage(final, [], self.form)
+        self.conv_final = self._final_conv(out_channels) if use_conv_final else None
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, in_channels, *S) -> (B, out_channels, *S)`` logits."""
+    def _final_conv(self, channels: int) -> Stage:
+        """MONAI's final norm -> act -> 1x1 conv ``init_filters -> channels``."""
+        final = nn.Sequential(
+            get_norm_layer(name=self.norm, spatial_dims=self.spatial_dims, channels=self.init_filters),
+            get_act_layer(self.act),
+            get_conv_layer(self.spatial_dims, self.init_filters, channels, kernel_size=1, bias=True),
+        )
+        return Stage(final, [], self.form)
+
+    def encode(self, x: Tensor) -> list[Tensor]:
+        """The output of each encoder level, finest first: ``(B, init_filters * 2**l, *S / 2**l)``."""
         skips = []
         for down in self.down_layers:
             x = down(x)
             skips.append(x)
-        skips.reverse()
-        for up, skip in zip(self.up_layers, skips[1:]):
+        return skips
+
+    def decode(self, skips: list[Tensor]) -> Tensor:
+        """The encoder outputs of :meth:`encode` to logits ``(B, out_channels, *S)``."""
+        x = skips[-1]
+        for up, skip in zip(self.up_layers, reversed(skips[:-1])):
             x = up(x, skip)
         return x if self.conv_final is None else self.conv_final(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, in_channels, *S) -> (B, out_channels, *S)`` logits."""
+        return self.decode(self.encode(x))
