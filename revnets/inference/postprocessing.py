@@ -59,7 +59,9 @@ class InvertSamplesd(MapTransform):
         super().__init__(keys)
         self.orig_keys = orig_keys
         self.labels = None if labels is None else np.asarray(labels, dtype=np.uint8)
-        self.inverter = {key: Invertd(keys=key, transform=transform, orig_keys=orig_keys, nearest_interp=True) for key in self.keys}
+        self.inverter = {
+            key: Invertd(keys=key, transform=transform, orig_keys=orig_keys, nearest_interp=True) for key in self.keys
+        }
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
         d = dict(data)

@@ -72,7 +72,8 @@ def test_bundle_run_without_input_fails_with_a_clear_message(bundle: Path, tmp_p
 
 
 def test_bundle_run_from_the_command_line_exits_non_zero_without_input(bundle: Path) -> None:
-    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", _config(bundle), "--bundle_root", str(bundle)]
+    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", _config(bundle)]
+    command += ["--bundle_root", str(bundle)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "no scans to segment: dataset_dir is not set" in done.stdout + done.stderr

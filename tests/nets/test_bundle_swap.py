@@ -58,6 +58,7 @@ def test_swapping_only_the_target_trains_the_twin_through_the_bundle(
         bundle_root=str(BUNDLES / BUNDLE),
         dataset_dir=str(brats_dir),
         output_dir=str(tmp_path / "out"),
+        ckpt_dir=str(tmp_path / "out" / "models"),  # not the bundle's own models/ (the shipped weights)
         epochs=2,
         **tiny,
         **{"network_def#_target_": f"revnets.nets.{name}"},

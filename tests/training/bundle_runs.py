@@ -42,6 +42,7 @@ def train(bundle: str, dataset_dir: Path, output_dir: Path, **overrides: Any) ->
         bundle_root=str(BUNDLES / bundle),
         dataset_dir=str(dataset_dir),
         output_dir=str(output_dir),
+        ckpt_dir=str(output_dir / "models"),  # the config's default is the bundle's own models/ (the shipped weights)
         **settings,
     )
 

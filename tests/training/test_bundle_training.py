@@ -40,12 +40,14 @@ def test_train_config_leaves_checkpoint_best_model_and_history(
 
 
 @pytest.mark.parametrize("bundle", DATA)
-def test_best_model_is_written_to_the_output_dir_not_over_the_shipped_weights(bundle: str) -> None:
+def test_best_model_goes_to_the_bundles_models_folder_as_in_the_model_zoo(bundle: str) -> None:
     parser = ConfigParser()
     parser.read_config(config_files(bundle, "train.json"))
     parser["bundle_root"] = "/bundle"
-    assert parser["validate#best_model_saver#save_dir"] == "@ckpt_dir"
-    assert parser.get_parsed_content("ckpt_dir") == "/bundle/training/models"
+    savers = [h for h in parser["validate#handlers"] if h["_target_"] == "CheckpointSaver"]
+    assert [(h["save_dir"], h["key_metric_filename"]) for h in savers] == [("@ckpt_dir", "model.pt")]
+    assert parser.get_parsed_content("ckpt_dir") == "/bundle/models"
+    assert parser.get_parsed_content("output_dir") == "/bundle/training"
 
 
 def test_resume_goes_on_from_the_checkpoint_with_its_history_and_best_metric(tissue_dir: Path, tmp_path: Path) -> None:

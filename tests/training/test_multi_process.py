@@ -13,7 +13,7 @@ import torch
 
 from revnets.errors import UserInputError
 from revnets.training import init_distributed
-from tests.training.bundle_runs import BUNDLES, TINY, checkpoint, config_files, history
+from tests.training.bundle_runs import BUNDLES, FAMILY, TINY, checkpoint, config_files, history
 
 REPO = BUNDLES.parent
 
@@ -30,19 +30,20 @@ def _override_arguments(overrides: dict) -> list[str]:
     return [arg for key, value in overrides.items() for arg in (f"--{key}", json.dumps(value))]
 
 
-def test_two_processes_finish_with_identical_weights(tissue_dir: Path, tmp_path: Path) -> None:
+def test_two_processes_finish_with_identical_weights(brats_dir: Path, tmp_path: Path) -> None:
     dump = tmp_path / "dump_weights.json"
     dump.write_text(json.dumps(DUMP_WEIGHTS))
     output = tmp_path / "run"
-    files = [*config_files("invres_brain_tissue", "train.json", "multi_gpu_train.json"), str(dump)]
+    files = [*config_files("revmbconv_brats", "train.json", "multi_gpu_train.json"), str(dump)]
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
         "-m", "monai.bundle", "run",
         "--config_file", json.dumps(files),
-        "--bundle_root", str(BUNDLES / "invres_brain_tissue"),
-        "--dataset_dir", str(tissue_dir),
+        "--bundle_root", str(BUNDLES / "revmbconv_brats"),
+        "--dataset_dir", str(brats_dir),
         "--output_dir", str(output),
-        *_override_arguments({**TINY, "epochs": 2}),
+        "--ckpt_dir", str(output / "models"),
+        *_override_arguments({**TINY, **FAMILY["revmbconv_brats"], "num_val": 2, "epochs": 2}),  # 1 held-out case/rank
     ]  # fmt: skip
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     finished = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=300)
