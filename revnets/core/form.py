@@ -69,7 +69,7 @@ def resolve_form(owner: str, form: Form | str | None, default: Form = Form.REVER
         DeprecationWarning,
         stacklevel=3,
     )
-    wanted = {form for name, value in given.items() if (form := _LEGACY[name](value)) is not None}
+    wanted = {meant for name, value in given.items() if (meant := _LEGACY[name](value)) is not None}
     if form is not None:
         wanted.add(Form.of(form))
     if len(wanted) > 1:
