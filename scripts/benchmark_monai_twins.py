@@ -403,17 +403,18 @@ def plot(results: Results, nets: list[str], bases: dict[str, int], path: Path) -
     plt.close(fig)
 
 
-def docs_section(args: argparse.Namespace, results: Results, command: str) -> str:
+def docs_section(args: argparse.Namespace, results: Results) -> str:
     bases = {name: args.base or BASE[name] for name in args.nets}
     memory = memory_table(results, args.nets, bases)
     cubes, cube_checks = cube_table(results, args.nets, bases)
     learning, learning_checks = learning_table(results, args.nets)
     configs = "\n".join(f"- `{name}`: `{CONFIGS[name]}`" for name in args.nets)
+    learned = results.get("learning_settings") or {}
     return "\n".join(
         [
             HEADING,
             "",
-            f"- Command: `{command}`",
+            *(f"- Command ({part}): `{command}`" for part, command in (results.get("commands") or {}).items()),
             f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
             f"- Machine: {machine_description(1)}; **shared cores** (other jobs ran at the same time): step times "
             "and their ratios are upper bounds, not results.",
@@ -432,8 +433,8 @@ def docs_section(args: argparse.Namespace, results: Results, command: str) -> st
             "",
             cubes,
             "",
-            f"### Learning parity ({args.steps} steps, batch {args.batch} of {args.patch}^3 patches, brain tissue at "
-            f"{args.spacing:g} mm)",
+            f"### Learning parity ({learned['steps']} steps, batch {learned['batch']} of {learned['patch']}^3 patches, "
+            f"brain tissue at {learned['spacing']:g} mm)",
             "",
             learning,
             "",
@@ -448,10 +449,10 @@ def docs_section(args: argparse.Namespace, results: Results, command: str) -> st
     )
 
 
-def write_docs(args: argparse.Namespace, results: Results, command: str) -> None:
+def write_docs(args: argparse.Namespace, results: Results) -> None:
     text = DOCS.read_text() if DOCS.exists() else f"# Reversible twins of MONAI's networks\n\n{HEADING}\n"
     head, _, _ = text.partition(HEADING)
-    DOCS.write_text(head + docs_section(args, results, command))
+    DOCS.write_text(head + docs_section(args, results))
     plot(results, args.nets, {name: args.base or BASE[name] for name in args.nets}, FIGURE)
 
 
@@ -459,7 +460,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nets", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--base", type=int, help="one base cube for every network (default: per network)")
-    parser.add_argument("--part", choices=["memory", "learning", "all"], default="all")
+    parser.add_argument(
+        "--part", choices=["memory", "learning", "all", "none"], default="all",
+        help="what to measure (memory and learning may run as two processes at once; none: only --write-docs)",
+    )
     parser.add_argument("--steps", type=int, default=100, help="training steps of the learning parity")
     parser.add_argument("--patch", type=int, default=32, help="training patch side (a multiple of 16)")
     parser.add_argument("--batch", type=int, default=2)
@@ -482,13 +486,17 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"[{datetime.now():%H:%M:%S}] {message}", flush=True)
 
+    command = shlex.join(["nice", "-n", "10", "python", "scripts/benchmark_monai_twins.py", *argv])
     if args.part in ("memory", "all"):
+        results.put(command, "commands", "memory")
         run_memory(args, results, log)
     if args.part in ("learning", "all"):
+        results.put(command, "commands", "learning")
+        settings = {"steps": args.steps, "patch": args.patch, "batch": args.batch, "spacing": args.spacing}
+        results.put(settings, "learning_settings")
         run_learning(args, results, log)
     if args.write_docs:
-        command = shlex.join(["python", "scripts/benchmark_monai_twins.py", *argv])
-        write_docs(args, results, command)
+        write_docs(args, results)
     return 0
 
 
