@@ -15,8 +15,10 @@ from monai.config import KeysCollection
 from monai.transforms import ConvertToMultiChannelBasedOnBratsClassesd, MapTransform
 
 from revnets.data.errors import DataError
-from revnets.data.phantom import MODALITIES
 from revnets.data.validation import CheckLabelValuesd, LoadAlignedImaged, case_folders, nifti_file
+
+MODALITIES = ("t1", "t1ce", "t2", "flair")
+"""The BraTS modalities in channel order, as named in the case files ``<case>_<modality>.nii.gz``."""
 
 
 def brats_case_files(folder: str | Path) -> tuple[tuple[Path, ...], Path | None]:

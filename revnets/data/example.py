@@ -9,8 +9,9 @@ import nibabel as nib
 import numpy as np
 from tqdm.auto import tqdm
 
+from revnets.data.brats import MODALITIES
 from revnets.data.mni import Anatomy, mni_anatomy, tissue_raters
-from revnets.data.phantom import MODALITIES, simulate_tumour_case
+from revnets.data.phantom import simulate_tumour_case
 
 
 def _save(array: np.ndarray, affine: np.ndarray, path: Path, overwrite: bool) -> Path:

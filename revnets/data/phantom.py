@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from revnets.data.brats import MODALITIES
 from revnets.data.mni import Anatomy
 
-MODALITIES = ("t1", "t1ce", "t2", "flair")
 # Relative intensity of CSF, grey matter, white matter, necrosis, edema, enhancing rim per contrast.
 _CONTRAST = {
     "t1": (0.25, 0.65, 0.85, 0.20, 0.50, 0.60),
