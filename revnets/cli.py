@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "inputs", nargs="+", type=Path, metavar="INPUT",
-        help="a NIfTI scan (3D, or 4D with channels last) or a BraTS-layout case folder",
+        help="a scan: NIfTI (3D, or 4D with channels last), NRRD, MetaImage (.mha/.mhd), a DICOM series folder, "
+        "or a BraTS-layout case folder",
     )
     predict.add_argument(
         "--bundle", required=True,
@@ -48,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--output", type=Path, required=True, help="output folder (created if missing)")
     predict.add_argument("--samples", type=int, default=None, help="number of samples (default: the bundle's)")
+    predict.add_argument(
+        "--series", default=None, metavar="UID",
+        help="the SeriesInstanceUID to segment when a DICOM folder holds several series",
+    )
     predict.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     predict.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same samples")
     predict.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -114,6 +119,7 @@ def _predict(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         progress=args.progress == "bar",
         on_progress=progress_line if args.progress == "lines" else None,
+        series_uid=args.series,
     )
     for files in written:
         for path in files.values():

@@ -223,7 +223,8 @@ def _nodule_plan(
     canvas: _Canvas,
 ) -> list[Nodule]:
     """Two to five nodules with their kinds, sizes and locations (centres in the lungs, off the airways)."""
-    wall = ndimage.distance_transform_edt(lungs, sampling=canvas.spacing)
+    coarse = ndimage.distance_transform_edt(lungs[::2, ::2], sampling=canvas.spacing * [2, 2, 1])
+    wall = np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)[: lungs.shape[0], : lungs.shape[1]] * lungs
     wall[ndimage.binary_dilation(airways, iterations=3)] = 0
     nodules = []
     for _ in range(rng.integers(2, 6)):
@@ -334,9 +335,10 @@ def simulate_chest_ct(
         for side in (-1, 1):
             rib_x = cx + side * (a - 13) * np.cos(angle)
             rib_y = cy + (b - 12) * np.sin(angle) * (1 if angle > 1.2 else -1)
-            level = rng.uniform(0, size[2])
-            rib = np.sqrt(((x - rib_x) / 6) ** 2 + ((y - rib_y) / 3) ** 2 + ((z - level) / 9) ** 2) - 1
-            np.maximum(bone, canvas.occupancy(rib * 4), out=bone)
+            centre = np.array([rib_x, rib_y, rng.uniform(0, size[2])])
+            where, points = canvas.box(centre - [8, 5, 12], centre + [8, 5, 12])
+            rib = np.sqrt((((points - centre.reshape(3, 1, 1, 1)) / [[[[6]]], [[[3]]], [[[9]]]]) ** 2).sum(0)) - 1
+            np.maximum(bone[where], canvas.occupancy(rib * 4), out=bone[where])
     # Nodules and raters.
     nodules = _nodule_plan(rng, lungs, airway_wall > 0.5, segments, canvas)
     nodule_hu = np.zeros(shape, np.float32)

@@ -26,6 +26,7 @@ from revnets.errors import InputError, RevnetsError
 from revnets.inference.postprocessing import OUTPUTS
 from revnets.trust import require_trusted
 
+
 class Predictor:
     """A bundle's inference workflow, run on given scans.
 
@@ -82,10 +83,13 @@ class Predictor:
         progress: bool = True,
         on_progress: Callable[[str, float], None] | None = None,
         outputs: Sequence[str] = OUTPUTS,
+        series_uid: str | None = None,
     ) -> list[dict[str, Path]]:
         """Segment each input through the bundle's inference workflow; return, per input, the written files by
         output name (``outputs``: :data:`~revnets.inference.postprocessing.OUTPUTS` and optionally
-        ``probabilities``, ``expected_cross_entropy``).
+        ``probabilities``, ``expected_cross_entropy``). An input is a NIfTI, NRRD or MetaImage file, a DICOM
+        series folder (``series_uid`` chooses among several series in one folder) or a BraTS case folder; the
+        outputs are NIfTI in the input's physical space.
 
         Each input's files are one :class:`~revnets.files.OutputUnit`: they appear together or not at all,
         never replace an input file (every file of a BraTS case folder counts), and never replace an existing
@@ -109,6 +113,8 @@ class Predictor:
         }
         if num_samples is not None:
             overrides["num_samples"] = num_samples
+        if series_uid is not None:
+            overrides["series_uid"] = series_uid
         with _quiet(), _translated() as state:
             workflow = ConfigWorkflow(
                 config_file=str(self.config_file), workflow_type="infer", logging_file=False, **overrides

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-# An oblique-free CT geometry with distinct spacings, so swapped axes would show: (X, Y, Z) voxels.
+# A CT geometry with distinct spacings (so swapped axes would show), all exact in float32 and in DICOM's
+# decimal strings (so every format carries the very same geometry): (X, Y, Z) voxels.
 SHAPE = (20, 16, 7)
-AFFINE = np.array([[-0.8, 0, 0, 10.0], [0, -0.7, 0, -20.0], [0, 0, 2.5, -30.0], [0, 0, 0, 1]])
+AFFINE = np.array([[-0.75, 0, 0, 10.0], [0, -0.625, 0, -20.0], [0, 0, 2.5, -30.0], [0, 0, 0, 1]])
 
 
-def ct_volume(seed: int = 0) -> np.ndarray:
+def ct_volume(seed: int = 0, shape: tuple[int, int, int] = SHAPE) -> np.ndarray:
     """A random volume of even Hounsfield values in [-1000, 1000] (exact under a rescale slope of 2)."""
-    return (np.random.default_rng(seed).integers(-500, 500, SHAPE) * 2).astype(np.float32)
+    return (np.random.default_rng(seed).integers(-500, 500, shape) * 2).astype(np.float32)
 
 
 def _element(group: int, element: int, vr: str, value: bytes) -> bytes:

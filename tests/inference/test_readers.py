@@ -11,10 +11,14 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from monai.transforms import LoadImage
+from scipy import ndimage
 
+from revnets.cli import main
+from revnets.inference import Predictor
 from revnets.inference.scans import find_scan
 from revnets.io import DicomSeriesError, ScanReader, find_dicom_series, scan_header, write_dicom_series
 from tests.inference.dicom_files import AFFINE, SHAPE, ct_volume, write_structured_report
+from tests.tiny_bundle import make_tiny_bundle
 
 
 def _nifti(tmp_path: Path, volume: np.ndarray) -> Path:
@@ -24,7 +28,7 @@ def _nifti(tmp_path: Path, volume: np.ndarray) -> Path:
 
 
 def _itk_copy(nifti: Path, suffix: str) -> Path:
-    path = nifti.with_name(f"volume{suffix}")
+    path = nifti.with_name(f"volume_{suffix[1:]}{suffix}")
     sitk.WriteImage(sitk.ReadImage(str(nifti)), str(path))
     return path
 
@@ -143,3 +147,47 @@ def test_non_image_objects_are_skipped_or_named(series: Path, tmp_path: Path) ->
     (empty / "notes.txt").write_text("x")
     with pytest.raises(DicomSeriesError, match="holds no DICOM files"):
         find_dicom_series(empty)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+def test_dicom_nrrd_and_metaimage_give_the_outputs_of_the_nifti_in_the_input_space(
+    bundle: Path, tmp_path: Path
+) -> None:
+    volume = ndimage.gaussian_filter(ct_volume(2, shape=(56, 48, 14)), 2.0).round()
+    nifti = _nifti(tmp_path, volume)
+    inputs = [nifti, _itk_copy(nifti, ".nrrd"), _itk_copy(nifti, ".mha")]
+    inputs.append(tmp_path / "dicom")
+    write_dicom_series(volume, AFFINE, inputs[-1])
+    predictor = Predictor.from_bundle(bundle, device="cpu", trust=True)
+    written = predictor.predict(inputs, tmp_path / "out", num_samples=2, seed=3, progress=False)
+    stems = ("volume", "volume_nrrd", "volume_mha", "dicom")
+    assert [files["seg"].name for files in written] == [f"{stem}_seg.nii.gz" for stem in stems]
+    geometry = sitk.ReadImage(str(nifti))
+    for files in written:
+        for name, path in files.items():
+            expected = nib.load(written[0][name]).get_fdata()
+            assert np.array_equal(nib.load(path).get_fdata(), expected), (path, name)
+            output = sitk.ReadImage(str(path))
+            assert output.GetSize()[:3] == geometry.GetSize()
+            assert np.allclose(output.GetOrigin()[:3], geometry.GetOrigin(), atol=1e-4)
+            assert np.allclose(output.GetSpacing()[:3], geometry.GetSpacing(), atol=1e-6)
+            assert np.allclose(np.reshape(output.GetDirection(), (output.GetDimension(),) * 2)[:3, :3].ravel(),
+                               geometry.GetDirection(), atol=1e-6)
+
+
+def test_cli_chooses_a_series_and_names_the_choice_when_missing(bundle: Path, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "study"
+    volume = ndimage.gaussian_filter(ct_volume(4, shape=(40, 32, 10)), 2.0).round()
+    write_dicom_series(volume, AFFINE, folder, series_uid="1.2.3.1", prefix="a")
+    write_dicom_series(volume[::-1].copy(), AFFINE, folder, series_uid="1.2.3.2", prefix="b")
+    command = ["predict", str(folder), "--bundle", str(bundle), "--trust-bundle", "--samples", "1", "--device", "cpu",
+               "--progress", "none", "--output"]
+    assert main([*command, str(tmp_path / "none")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("revnets: error: ") and "2 DICOM image series" in error and "\n" not in error
+    assert main([*command, str(tmp_path / "out"), "--series", "1.2.3.2"]) == 0
+    assert (tmp_path / "out" / "study_seg.nii.gz").is_file()
