@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from monai.data import load_decathlon_datalist
 
 from revnets.data.errors import DataError
-
-_NIFTI = re.compile(r"\.nii(\.gz)?$")
+from revnets.files import NIFTI_SUFFIX
 
 
 def decathlon_datalist(root: str | Path, section: str = "training") -> list[dict]:
@@ -49,5 +47,5 @@ def decathlon_datalist(root: str | Path, section: str = "training") -> list[dict
                 if not Path(path).is_file():
                     raise DataError(f"{index} lists {path}, which does not exist.")
         first = item["image"] if isinstance(item["image"], str) else item["image"][0]
-        item.setdefault("case", _NIFTI.sub("", Path(first).name))
+        item.setdefault("case", NIFTI_SUFFIX.sub("", Path(first).name))
     return items
