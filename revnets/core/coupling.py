@@ -170,31 +170,37 @@ class AffineCoupling(_Coupling):
         return (y - shift) / scale
 
     def _half_backward(
-        self, fn: nn.Module, name: str, z: Tensor, y: Tensor, dy: Tensor, random_state: int
-    ) -> tuple[Tensor, Tensor, Tensor, dict[nn.Parameter, Tensor | None]]:
-        """Undo ``y = x * s(fn(z)) + t(fn(z))``; return ``x``, ``dL/dx``, ``dL/dz`` and parameter grads."""
+        self, fn: nn.Module, name: str, z: Tensor, y: Tensor, dy: Tensor, x: Tensor, dx: Tensor, random_state: int
+    ) -> tuple[Tensor, dict[nn.Parameter, Tensor | None]]:
+        """Undo ``y = x * s(fn(z)) + t(fn(z))`` into ``x`` and write ``dL/dx`` into ``dx``; return ``dL/dz``
+        and the parameter gradients. ``x`` may be ``y`` and ``dx`` may be ``dy`` (written over in place)."""
         params = _trainable(fn)
         with torch.enable_grad(), replayed_random_state(random_state):
             z = z.detach().requires_grad_(True)
             scale, shift = self._scale_shift(self._head(fn, name, z))
         with torch.no_grad():
-            x = (y - shift) / scale
-        dz, *grads = torch.autograd.grad((scale, shift), (z, *params), (dy * x, dy), allow_unused=True)
+            restored = (y - shift) / scale
+        # ``x`` and ``dx`` may share memory with ``z`` (saved by the recompute): written only after the grad.
+        dz, *grads = torch.autograd.grad((scale, shift), (z, *params), (dy * restored, dy), allow_unused=True)
         with torch.no_grad():
-            dx = dy * scale
-        return x, dx, dz, dict(zip(params, grads))
+            x.copy_(restored)
+            torch.mul(dy, scale, out=dx)
+        return dz, dict(zip(params, grads))
 
     def reverse_and_grad(
         self, y: Tensor, dy: Tensor, owned: bool
     ) -> tuple[Tensor, Tensor, dict[nn.Parameter, Tensor | None]]:
+        x, dx = (y, dy) if owned else (torch.empty_like(y), torch.empty_like(dy))
         y1, y2 = self._split(y)
         dy1, dy2 = dy.chunk(2, dim=1)
-        x2, dx2, dz1, g_grads = self._half_backward(self.g, "g", y1, y2, dy2, random_state=1)
-        dy1 = dy1 + dz1
+        x1, x2 = x.chunk(2, dim=1)
+        dx1, dx2 = dx.chunk(2, dim=1)
+        dz1, g_grads = self._half_backward(self.g, "g", y1, y2, dy2, x2, dx2, random_state=1)
+        torch.add(dy1, dz1, out=dx1)
         del dz1
-        x1, dx1, dz2, f_grads = self._half_backward(self.f, "f", x2, y1, dy1, random_state=0)
+        dz2, f_grads = self._half_backward(self.f, "f", x2, y1, dx1, x1, dx1, random_state=0)
         dx2 += dz2
-        return torch.cat((x1, x2), dim=1), torch.cat((dx1, dx2), dim=1), _merge(f_grads.items(), g_grads.items())
+        return x, dx, _merge(f_grads.items(), g_grads.items())
 
 
 def _merge(*pairs) -> dict[nn.Parameter, Tensor | None]:

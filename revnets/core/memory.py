@@ -1,10 +1,11 @@
 """Measuring memory: bytes autograd saves for backward, and the peak of one training step.
 
-``saved_bytes`` is deterministic and device-independent: it is what tests compare. ``step_peak_bytes``
-is what users feel: CUDA's allocator high-water mark on a GPU; on CPU the process's resident-set
-high-water mark, reset through ``/proc/self/clear_refs`` just before the step (Linux only). CPU figures
-are only meaningful in a fresh process (:func:`in_fresh_process`), where no earlier work left freed but
-still resident memory behind.
+``saved_bytes`` is deterministic and device-independent: it is what tests compare. ``allocated_peak_bytes``
+is the high-water mark of the bytes tensors occupy during a step on CPU, deterministic too (it counts
+allocations, not pages): the planner fits and tests on it. ``step_peak_bytes`` is what users feel: CUDA's
+allocator high-water mark on a GPU; on CPU the process's resident-set high-water mark, reset through
+``/proc/self/clear_refs`` just before the step (Linux only). CPU figures are only meaningful in a fresh
+process (:func:`in_fresh_process`), where no earlier work left freed but still resident memory behind.
 """
 
 from __future__ import annotations
@@ -37,6 +38,33 @@ def saved_bytes(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
         out = fn(*args, **kwargs)
     del out
     return sum(storages.values())
+
+
+def allocated_peak_bytes(step: Callable[[], Any]) -> int:
+    """Peak of the bytes allocated on CPU during ``step()`` above what was allocated when it started.
+
+    Read from the allocation and free events of ``torch.profiler`` (``profile_memory=True``): every tensor
+    and workspace counts with its exact size, whether or not its pages were touched, and the figure is the
+    same in every run of the same step. Memory allocated before the step and freed during it is not
+    subtracted (the profiler does not know its size), so the peak is never underestimated.
+    """
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        step()
+    events = []
+    pending = list(profiler.profiler.kineto_results.experimental_event_tree())
+    while pending:
+        node = pending.pop()
+        if node.tag == _EventType.Allocation and node.extra_fields.device.type == "cpu":
+            events.append((node.start_time_ns, node.extra_fields.alloc_size))
+        pending.extend(node.children)
+    live = peak = 0
+    for _, size in sorted(events):
+        live += size
+        peak = max(peak, live)
+    return peak
 
 
 def _read_status_kib(field: str) -> int:

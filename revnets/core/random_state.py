@@ -5,6 +5,9 @@ sequence records the state before each block runs; a coupling marks one more poi
 ``g`` (:func:`mark_random_state`), because its backward recomputes ``g`` before ``f``. In the recompute,
 ``with replayed_random_state(i)`` restores the ``i``-th recorded state. Outside a memory-saving pass both
 are no-ops.
+
+Blocks that cannot draw random numbers (:func:`may_draw_random_numbers` is False) record nothing, so a
+stack of convolutions, norms and activations pays no random-state bookkeeping at all.
 """
 
 from __future__ import annotations
@@ -14,6 +17,30 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 import torch
+from torch import nn
+from torch.nn.modules.dropout import _DropoutNd
+
+_RANDOM_LAYERS = (_DropoutNd, nn.RReLU)
+_DETERMINISTIC_FORWARDS = ("torch.nn.modules.", "revnets.core.")
+
+
+def may_draw_random_numbers(module: nn.Module) -> bool:
+    """False only when no submodule of ``module`` can draw random numbers in its current mode.
+
+    A module counts as deterministic when its class takes ``forward`` from ``torch.nn`` (containers such as
+    ``nn.Sequential`` included) or from :mod:`revnets.core` (couplings, resampling), and it is not a dropout
+    layer or ``nn.RReLU`` in training mode, nor an ``nn.MultiheadAttention`` with attention dropout in
+    training mode. Any other class defines its own ``forward``, which might draw random numbers, so it
+    counts as random: the check errs towards recording.
+    """
+    for m in module.modules():
+        if not type(m).forward.__module__.startswith(_DETERMINISTIC_FORWARDS):
+            return True
+        if m.training and (
+            isinstance(m, _RANDOM_LAYERS) or (isinstance(m, nn.MultiheadAttention) and m.dropout > 0)
+        ):
+            return True
+    return False
 
 
 class RandomState:
@@ -24,15 +51,11 @@ class RandomState:
         self.cpu = torch.get_rng_state()
         self.cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
 
-    @contextmanager
-    def restored(self) -> Iterator[None]:
-        """Run the body from this state; the random state outside the body is left untouched."""
-        devices = [self.device] if self.cuda is not None else []
-        with torch.random.fork_rng(devices=devices):
-            torch.set_rng_state(self.cpu)
-            if self.cuda is not None:
-                torch.cuda.set_rng_state(self.cuda, self.device)
-            yield
+    def restore(self) -> None:
+        """Make this the current random state (the caller saves and restores the state around it)."""
+        torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state(self.cuda, self.device)
 
 
 _recording: ContextVar[tuple[list[RandomState], torch.device] | None] = ContextVar("_recording", default=None)
@@ -59,8 +82,25 @@ def mark_random_state() -> None:
 
 
 @contextmanager
+def preserved_random_state(device: torch.device, needed: bool = True) -> Iterator[None]:
+    """Leave the random state after the body as it was before it (once for a whole backward pass).
+
+    The replays inside the body set the state freely; ``needed=False`` (nothing will be replayed) skips the
+    save and restore.
+    """
+    if not needed:
+        yield
+        return
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        yield
+
+
+@contextmanager
 def replaying_random_states(states: list[RandomState] | None) -> Iterator[None]:
-    """Make ``states`` (from :func:`recording_random_states`) available to :func:`replayed_random_state`."""
+    """Make ``states`` (from :func:`recording_random_states`) available to :func:`replayed_random_state`.
+
+    Run it inside :func:`preserved_random_state`: replays change the random state.
+    """
     token = _replaying.set(states)
     try:
         yield
@@ -72,8 +112,6 @@ def replaying_random_states(states: list[RandomState] | None) -> Iterator[None]:
 def replayed_random_state(index: int) -> Iterator[None]:
     """Run the body from the ``index``-th recorded state, if states are being replayed."""
     states = _replaying.get()
-    if states is None:
-        yield
-        return
-    with states[index].restored():
-        yield
+    if states is not None:
+        states[index].restore()
+    yield

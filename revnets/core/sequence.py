@@ -20,15 +20,24 @@ from torch.utils.checkpoint import checkpoint
 
 from revnets.core.form import Form, resolve_form
 from revnets.core.invertible import InvertibleModule
-from revnets.core.random_state import recording_random_states, replaying_random_states
+from revnets.core.random_state import (
+    may_draw_random_numbers,
+    preserved_random_state,
+    recording_random_states,
+    replaying_random_states,
+)
 
 _STAT_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
+def _tracked_norms(module: nn.Module) -> list[_NormBase]:
+    """The norm layers in ``module`` that update running statistics in their current mode."""
+    return [m for m in module.modules() if isinstance(m, _NormBase) and m.training and m.track_running_stats]
+
+
 @contextmanager
-def _running_stats_frozen(module: nn.Module) -> Iterator[None]:
+def _running_stats_frozen(norms: list[_NormBase]) -> Iterator[None]:
     """Recompute with batch statistics, as the forward did, without updating running statistics again."""
-    norms = [m for m in module.modules() if isinstance(m, _NormBase) and m.training and m.track_running_stats]
     saved = [(m, {name: getattr(m, name) for name in _STAT_BUFFERS}) for m in norms]
     try:
         for m, _ in saved:
@@ -41,6 +50,51 @@ def _running_stats_frozen(module: nn.Module) -> Iterator[None]:
                 setattr(m, name, value)
 
 
+def _storage_users(t: Tensor) -> int:
+    """How many tensors share ``t``'s memory (plus one for the storage object made to ask)."""
+    return torch._C._storage_Use_Count(t.untyped_storage()._cdata)
+
+
+class _OwnershipProbe(torch.autograd.Function):
+    """Records how an unshared saved output and an unshared incoming gradient look from inside backward."""
+
+    seen: tuple[int, int] = (0, 0)
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        y = x.clone()
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy: Tensor) -> Tensor:
+        (y,) = ctx.saved_tensors
+        _OwnershipProbe.seen = (_storage_users(y), _storage_users(dy))
+        return dy
+
+
+def _unshared_users() -> tuple[int, int]:
+    """:func:`_storage_users` of the saved output and of the gradient when nothing else holds either."""
+    with torch.enable_grad():
+        x = torch.zeros(2, requires_grad=True)
+        (_OwnershipProbe.apply(x) * 2).sum().backward()
+    return _OwnershipProbe.seen
+
+
+_UNSHARED_OUTPUT_USERS, _UNSHARED_GRAD_USERS = _unshared_users()
+
+
+def _only_holder(t: Tensor, unshared_users: int) -> bool:
+    """True when no other tensor (the caller's output, a view, a ``.detach()``, another branch's gradient)
+    shares ``t``'s memory, so the backward may write over it; ``t`` must also be dense."""
+    return (
+        t._use_count() == 1
+        and _storage_users(t) == unshared_users
+        and t.is_contiguous()
+        and t.untyped_storage().nbytes() == t.numel() * t.element_size()
+    )
+
+
 class _ReversibleFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, sequence: ReversibleSequence, *params: nn.Parameter) -> Tensor:
@@ -48,9 +102,12 @@ class _ReversibleFunction(torch.autograd.Function):
         ctx.autocast = (device_type, torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type))
         ctx.sequence = sequence
         ctx.params = params
+        ctx.device = x.device
         ctx.rng_states = []
+        ctx.norms = []
         for block in sequence.blocks:
-            if sequence.preserve_rng_state:
+            ctx.norms.append(_tracked_norms(block))
+            if sequence.preserve_rng_state and may_draw_random_numbers(block):
                 with recording_random_states(x.device) as states:
                     x = block(x)
                 ctx.rng_states.append(states)
@@ -66,18 +123,28 @@ class _ReversibleFunction(torch.autograd.Function):
         (y,) = ctx.saved_tensors
         device_type, autocast_enabled, autocast_dtype = ctx.autocast
         grads: dict[nn.Parameter, Tensor] = {}
-        owned = False  # the sequence's output and its gradient belong to the caller: never written over
-        for block, rng in zip(reversed(ctx.sequence.blocks), reversed(ctx.rng_states)):
-            with (
-                replaying_random_states(rng),
-                torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_enabled),
-                _running_stats_frozen(block),
+        # Blocks write their input and its gradient over their output and its gradient (``owned``). The
+        # sequence's own output and incoming gradient qualify only when nothing else holds them and the graph
+        # is not kept for another backward; otherwise the last block allocates, and the rest reuse its tensors.
+        owned = (
+            not torch._C._autograd._get_current_graph_task_keep_graph()
+            and _only_holder(y, _UNSHARED_OUTPUT_USERS)
+            and _only_holder(dy, _UNSHARED_GRAD_USERS)
+        )
+        replays = any(states is not None for states in ctx.rng_states)
+        with (
+            preserved_random_state(ctx.device, needed=replays),
+            torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_enabled),
+        ):
+            for block, rng, norms in zip(
+                reversed(ctx.sequence.blocks), reversed(ctx.rng_states), reversed(ctx.norms)
             ):
-                y, dy, block_grads = block.reverse_and_grad(y.detach(), dy, owned)
-            owned = True
-            for param, grad in block_grads.items():
-                if grad is not None:
-                    grads[param] = grad + grads[param] if param in grads else grad
+                with replaying_random_states(rng), _running_stats_frozen(norms):
+                    y, dy, block_grads = block.reverse_and_grad(y.detach(), dy, owned)
+                owned = True
+                for param, grad in block_grads.items():
+                    if grad is not None:
+                        grads[param] = grad + grads[param] if param in grads else grad
         dx = dy if ctx.needs_input_grad[0] else None
         return (dx, None, *(grads.get(p) for p in ctx.params))
 
