@@ -10,6 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from revnets.data.brats import MODALITIES
+from revnets.data.ct_phantom import simulate_chest_ct
 from revnets.data.mni import Anatomy, mni_anatomy, tissue_raters
 from revnets.data.phantom import simulate_tumour_case
 
@@ -58,14 +59,36 @@ def write_multirater_set(directory: Path, spacing: float = 2.0, overwrite: bool 
     return paths
 
 
+def write_ct_case(directory: Path, name: str, seed: int, overwrite: bool = False) -> list[Path]:
+    """Write one chest CT phantom (:func:`revnets.data.simulate_chest_ct`) in the multi-rater folder layout:
+    ``directory/name/image.nii.gz`` (Hounsfield units, int16) and ``label_rater{k}.nii.gz`` (its four raters'
+    nodule masks), which :func:`revnets.data.multirater_datalist` reads."""
+    case = simulate_chest_ct(seed)
+    folder = Path(directory) / name
+    paths = [_save(case.hu, case.affine, folder / "image.nii.gz", overwrite)]
+    for k, rater in enumerate(case.raters):
+        paths.append(_save(rater, case.affine, folder / f"label_rater{k}.nii.gz", overwrite))
+    return paths
+
+
 def write_example_scans(directory: Path, seed: int = 0, overwrite: bool = False) -> Iterable[Path]:
-    """Write ``directory/mni_t1.nii.gz`` (the real template at 1 mm) and ``directory/brats_phantom/``.
+    """Write the example scans into ``directory``.
+
+    ``mni_t1.nii.gz`` (the real template at 1 mm), ``brats_phantom/`` (a BraTS-layout tumour phantom),
+    ``chest_ct.nii.gz`` (a chest CT phantom in Hounsfield units, from seed ``2000 + seed``: never a training
+    case of the CT bundle) and ``chest_ct_dicom/``, the same volume as a DICOM series.
 
     Raises:
         FileExistsError: a file exists and ``overwrite`` is False; nothing is replaced silently.
     """
+    from revnets.io import write_dicom_series
+
     directory = Path(directory)
     anatomy = mni_anatomy(1.0)
     paths = [_save(anatomy.t1 * 1000, anatomy.affine, directory / "mni_t1.nii.gz", overwrite)]
     paths += write_brats_case(directory, "brats_phantom", anatomy, seed, overwrite)
+    chest = simulate_chest_ct(2000 + seed)
+    paths.append(_save(chest.hu, chest.affine, directory / "chest_ct.nii.gz", overwrite))
+    write_dicom_series(chest.hu, chest.affine, directory / "chest_ct_dicom", seed=seed, overwrite=overwrite)
+    paths.append(directory / "chest_ct_dicom")
     return paths

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from revnets.data import mni_anatomy, simulate_tumour_case, tissue_raters, write_example_scans
+from revnets.io import scan_header
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,11 @@ def test_phantom_is_reproducible_and_tumour_sits_in_the_brain(anatomy) -> None:
 
 def test_example_scans_are_written_once_and_never_overwritten(tmp_path: Path) -> None:
     paths = list(write_example_scans(tmp_path))
-    assert (tmp_path / "mni_t1.nii.gz") in paths and len(paths) == 6
+    assert (tmp_path / "mni_t1.nii.gz") in paths and len(paths) == 8
     assert nib.load(tmp_path / "brats_phantom" / "brats_phantom_seg.nii.gz").shape == (197, 233, 189)
+    chest = nib.load(tmp_path / "chest_ct.nii.gz")
+    series = scan_header(tmp_path / "chest_ct_dicom")
+    assert series.shape == chest.shape and np.allclose(series.affine, chest.affine, atol=1e-4)
+    assert chest.get_data_dtype() == np.int16 and np.asarray(chest.dataobj).min() >= -1024
     with pytest.raises(FileExistsError, match="mni_t1.nii.gz exists"):
         write_example_scans(tmp_path)
