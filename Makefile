@@ -5,6 +5,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The Slicer module's logic is tested against Slicer's own MRML libraries (the slicer-core wheel, Python 3.12
+# only) in a second environment; tests/slicer/test_mrml.py fails with a clear message when it is missing.
+PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12))
+SLICER_VENV ?= .venv-slicer
+SLICER_STAMP := $(SLICER_VENV)/.installed
 
 .PHONY: demo test benchmark clean
 
@@ -21,7 +26,16 @@ demo: $(STAMP)
 	$(VENV)/bin/revnets predict example_data/mni_t1.nii.gz --bundle bundles/invres_brain_tissue \
 		--output outputs --samples 16 --overwrite
 
-test: $(STAMP)
+$(SLICER_STAMP):
+	@if [ -z "$(PYTHON312)" ]; then \
+		echo "No Python 3.12 found (set PYTHON312=...): the Slicer MRML test will fail."; \
+	else \
+		$(PYTHON312) -m venv $(SLICER_VENV) && \
+		$(SLICER_VENV)/bin/python -m pip install --quiet slicer-core==5.13.31053.0 numpy nibabel pytest && \
+		touch $@; \
+	fi
+
+test: $(STAMP) $(SLICER_STAMP)
 	$(PY) -m pytest
 
 benchmark: $(STAMP)
@@ -29,4 +43,4 @@ benchmark: $(STAMP)
 	$(PY) scripts/benchmark_engine.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(SLICER_VENV) .pytest_cache

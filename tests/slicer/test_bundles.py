@@ -7,8 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from RevnetsSegmentationLib.bundles import BundleError, find_bundles, parse_labels, read_bundle
+from RevnetsSegmentationLib.bundles import FALLBACK_COLORS, BundleError, find_bundles, parse_labels, read_bundle
 
 BUNDLES_DIR = Path(__file__).resolve().parents[2] / "bundles"
 
@@ -31,6 +30,7 @@ def test_channels_and_labels_come_from_the_metadata(tmp_path: Path) -> None:
     shutil.copytree(BUNDLES_DIR / "invres_brain_tissue" / "configs", folder / "configs")
     metadata_file = folder / "configs" / "metadata.json"
     metadata = json.loads(metadata_file.read_text())
+    metadata.pop("labels")
     metadata["label_classes"] = "0 background; 1 necrosis, 2 edema, 4 enhancing tumour"
     metadata["network_data_format"]["inputs"]["image"].update(
         num_channels=4, channel_def={"0": "T1", "1": "T1ce", "2": "T2"}
@@ -39,6 +39,32 @@ def test_channels_and_labels_come_from_the_metadata(tmp_path: Path) -> None:
     bundle = read_bundle(folder)
     assert bundle.channels == ("T1", "T1ce", "T2", "channel 3")
     assert bundle.labels == {0: "background", 1: "necrosis", 2: "edema", 4: "enhancing tumour"}
+    assert [style.color for style in bundle.styles.values()] == list(FALLBACK_COLORS[:3])
+    assert all(style.type is None for style in bundle.styles.values())
+
+
+def test_labels_block_gives_colours_and_snomed_terminology() -> None:
+    bundle = read_bundle(BUNDLES_DIR / "invres_brain_tissue")
+    grey = bundle.styles[1]
+    assert grey.name == "grey matter" and grey.color == (200 / 255, 200 / 255, 235 / 255)
+    assert grey.category == ("SCT", "123037004", "Anatomical Structure")
+    assert grey.type == ("SCT", "389081007", "Gray matter")
+    tumour = read_bundle(BUNDLES_DIR / "revmbconv_brats")
+    assert sorted(tumour.styles) == [1, 2, 4] and all(s.type[0] == "SCT" for s in tumour.styles.values())
+
+
+@pytest.mark.parametrize(
+    "entry", [{"name": "x", "color": [300, 0, 0]}, {"name": "x", "terminology": {"type": ["SCT", "1"]}}]
+)
+def test_a_malformed_labels_block_is_a_readable_error(tmp_path: Path, entry: dict) -> None:
+    folder = tmp_path / "bundle"
+    shutil.copytree(BUNDLES_DIR / "invres_brain_tissue" / "configs", folder / "configs")
+    metadata_file = folder / "configs" / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    metadata["labels"]["1"] = entry
+    metadata_file.write_text(json.dumps(metadata))
+    with pytest.raises(BundleError, match="labels.1 is malformed"):
+        read_bundle(folder)
 
 
 def test_labels_are_found_among_other_text() -> None:

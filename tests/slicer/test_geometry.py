@@ -7,7 +7,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
 from RevnetsSegmentationLib.geometry import GeometryMismatch, VolumeGeometry, check_matching_geometry, difference
 from RevnetsSegmentationLib.workspace import Workspace
 

@@ -77,15 +77,26 @@ def test_module_file_compiles(path: Path, tmp_path: Path) -> None:
     py_compile.compile(str(path), cfile=str(tmp_path / "compiled.pyc"), doraise=True)
 
 
-@pytest.mark.parametrize("path", sorted((MODULE_DIR / "RevnetsSegmentationLib").glob("*.py")), ids=lambda p: p.name)
-def test_lib_does_not_import_slicer(path: Path) -> None:
+def _imports(path: Path) -> set[str]:
     imported = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             imported |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
-    assert not imported & {"slicer", "qt", "ctk", "vtk", "mrml", "revnets"}
+    return imported
+
+
+@pytest.mark.parametrize("path", sorted((MODULE_DIR / "RevnetsSegmentationLib").glob("*.py")), ids=lambda p: p.name)
+def test_lib_needs_no_qt_and_only_the_logic_needs_mrml(path: Path) -> None:
+    banned = {"qt", "ctk", "revnets"} if path.name == "logic.py" else {"slicer", "qt", "ctk", "vtk", "mrml", "revnets"}
+    assert not _imports(path) & banned
+
+
+@pytest.mark.parametrize("path", PY_FILES, ids=lambda p: str(p.relative_to(MODULE_DIR)))
+def test_module_file_parses_as_python_39(path: Path) -> None:
+    """Slicer 5.0-5.8 embed Python 3.9: the module must still load there, to say which Slicer it needs."""
+    ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 9))
 
 
 def test_module_cmake_lists_every_script_and_resource() -> None:
@@ -105,7 +116,13 @@ def test_icon_is_a_128_pixel_png() -> None:
 def test_extension_cmake_has_the_metadata_and_the_module() -> None:
     cmake = (ROOT / "CMakeLists.txt").read_text()
     for field in ("HOMEPAGE", "CATEGORY", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS", "DEPENDS"):
-        assert re.search(rf"set\(EXTENSION_{field} \S", cmake), field
+        value = re.search(rf'^set\(EXTENSION_{field} "([^"$]+)"\)', cmake, re.M)
+        assert value, f"EXTENSION_{field} must be a plain set() of a literal value (the Extension Wizard reads text)"
+    for field in ("HOMEPAGE", "ICONURL", "SCREENSHOTURLS"):
+        assert re.search(rf'^set\(EXTENSION_{field} "https://[^"\s]+"\)$', cmake, re.M), field
+    assert "CACHE" not in cmake
+    assert re.search(r'^set\(EXTENSION_DEPENDS "PyTorch"\)', cmake, re.M)
+    assert "Slicer 5.10 or later" in re.search(r'^set\(EXTENSION_DESCRIPTION "([^"]+)"\)', cmake, re.M).group(1)
     assert "find_package(Slicer REQUIRED)" in cmake and "include(${Slicer_USE_FILE})" in cmake
     subdirectories = re.findall(r"add_subdirectory\((\S+)\)", cmake)
     assert subdirectories and all((ROOT / d / "CMakeLists.txt").is_file() for d in subdirectories)

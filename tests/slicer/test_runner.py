@@ -3,6 +3,7 @@ success with progress, cancel, failures, and checking the outputs it collects.""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -10,7 +11,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
 from RevnetsSegmentationLib.outputs import OUTPUTS, OutputError, PredictionOutputs
 from RevnetsSegmentationLib.runner import (
     PredictionRun,
@@ -22,6 +22,7 @@ from RevnetsSegmentationLib.runner import (
     parse_progress,
 )
 from RevnetsSegmentationLib.workspace import Workspace
+
 from tests.tiny_bundle import make_tiny_bundle
 
 AFFINE = np.array([[-2.0, 0, 0, 20], [0, 2.0, 0, -25], [0, 0, 2.0, 5], [0, 0, 0, 1]])
@@ -52,7 +53,7 @@ def finished(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
         seen["threads"].add(threading.current_thread())
 
     run = PredictionRun(
-        PredictRequest(scan=scan, bundle=bundle, samples=2, device="cpu", seed=1),
+        PredictRequest(scan=scan, bundle=bundle, samples=2, device="cpu", seed=1, trust=True),
         workspace,
         on_progress=on_progress,
         on_log=seen["log"].append,
@@ -117,12 +118,15 @@ def test_cancel_after_first_progress_ends_the_process_and_deletes_the_workspace(
     scan = workspace.scan_path("head")
     nib.save(nib.Nifti1Image(_volume(), AFFINE), scan)
     seen: list[Progress] = []
-    run = PredictionRun(PredictRequest(scan=scan, bundle=bundle, samples=2, device="cpu"), workspace, seen.append)
+    request = PredictRequest(scan=scan, bundle=bundle, samples=2, device="cpu", trust=True)
+    run = PredictionRun(request, workspace, seen.append)
     run.start()
     while run.poll() and not seen:
         threading.Event().wait(0.05)
     assert seen, "the command ended before its first progress line"
     run.cancel(grace=10.0)
+    while run.poll():
+        threading.Event().wait(0.05)
     assert run.returncode is not None and run.returncode != 0
     assert run.finished and not run.poll()
     with pytest.raises(RunCancelled):
@@ -135,7 +139,7 @@ def test_bad_input_fails_with_the_commands_one_line_error(bundle: Path, tmp_path
     workspace = Workspace(tmp_path)
     scan = workspace.scan_path("notes")
     scan.write_text("not an image")
-    run = PredictionRun(PredictRequest(scan=scan, bundle=bundle, samples=2, device="cpu"), workspace)
+    run = PredictionRun(PredictRequest(scan=scan, bundle=bundle, samples=2, device="cpu", trust=True), workspace)
     run.start()
     with pytest.raises(RunFailed) as failure:
         run.wait(timeout=TIMEOUT)
@@ -156,7 +160,7 @@ def test_four_channels_are_stacked_and_segmented(tmp_path: Path) -> None:
     assert stacked.shape == (24, 24, 24, 4) and np.allclose(stacked.affine, AFFINE)
     assert np.allclose(np.asanyarray(stacked.dataobj)[..., 2], _volume(seed=2) * 3)
     assert not (workspace.input_dir / "channels").exists()
-    outputs = PredictionRun(PredictRequest(scan=scan, bundle=bundle, samples=2, device="cpu"), workspace)
+    outputs = PredictionRun(PredictRequest(scan=scan, bundle=bundle, samples=2, device="cpu", trust=True), workspace)
     outputs.start()
     result = outputs.wait(timeout=TIMEOUT)
     assert nib.load(result.files["seg"]).shape == (24, 24, 24)
@@ -202,3 +206,109 @@ def test_error_message_prefers_the_commands_error_then_the_last_line() -> None:
     traceback = ["Traceback (most recent call last):", '  File "x.py", line 1', "RuntimeError: out of memory"]
     assert error_message(traceback, 1) == "revnets predict stopped with exit code 1: RuntimeError: out of memory"
     assert error_message([], -9) == "revnets predict was ended by signal 9 without printing an error."
+
+
+def _launcher(tmp_path: Path, child: str) -> Path:
+    """A stand-in for Slicer's PythonSlicer: a shell that starts Python as its child and waits for it."""
+    launcher = tmp_path / "PythonSlicer"
+    launcher.write_text(f'#!/bin/sh\n"{sys.executable}" {child}\n')
+    launcher.chmod(0o755)
+    return launcher
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+def test_cancel_stops_the_launchers_child_too(bundle: Path, tmp_path: Path) -> None:
+    workspace = Workspace(tmp_path)
+    scan = workspace.scan_path("head")
+    nib.save(nib.Nifti1Image(_volume(), AFFINE), scan)
+    launcher = _launcher(tmp_path, '"$@"')
+    seen: list[Progress] = []
+    request = PredictRequest(scan=scan, bundle=bundle, samples=2, device="cpu", python=str(launcher), trust=True)
+    run = PredictionRun(request, workspace, seen.append)
+    run.start()
+    while run.poll() and not seen:
+        threading.Event().wait(0.05)
+    assert seen, "the command ended before its first progress line"
+    (child,) = _children(run._process.pid)
+    run.cancel(grace=10.0)
+    while run.poll():
+        threading.Event().wait(0.05)
+    assert not _running(child), "the launcher's child (the real revnets process) is still running"
+    with pytest.raises(RunCancelled):
+        run.result()
+    assert not workspace.root.exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+def test_cancel_returns_at_once_and_kills_a_tree_that_ignores_the_request(tmp_path: Path) -> None:
+    stubborn = (
+        "-c \"import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('PROGRESS 1 head: waiting', flush=True); time.sleep(120)\""
+    )
+    workspace = Workspace(tmp_path)
+    request = PredictRequest(scan=workspace.scan_path("head"), bundle=tmp_path, samples=1,
+                             python=str(_launcher(tmp_path, stubborn)))
+    seen: list[Progress] = []
+    run = PredictionRun(request, workspace, seen.append)
+    run.start()
+    while run.poll() and not seen:
+        threading.Event().wait(0.05)
+    (child,) = _children(run._process.pid)
+    run.cancel(grace=2.0)
+    # The child ignores SIGTERM: it still runs, so cancel() did not wait for the tree to end.
+    assert _running(child) and not run.finished
+    while run.poll():
+        threading.Event().wait(0.05)
+    assert not _running(child), "the child was not killed after the grace period"
+    with pytest.raises(RunCancelled):
+        run.result()
+    assert not workspace.root.exists()
+
+
+def test_the_child_is_asked_for_utf8_whatever_the_environment(tmp_path: Path) -> None:
+    request = PredictRequest(scan=Path("x.nii.gz"), bundle=tmp_path, samples=1, env={"LANG": "C", "PYTHONUTF8": "0"})
+    env = request.environment()
+    assert env["PYTHONUTF8"] == "1" and env["PYTHONIOENCODING"] == "utf-8" and env["LANG"] == "C"
+    probe = "import sys; print(sys.flags.utf8_mode, sys.stdout.encoding, 'Gérard')"
+    out = subprocess.run([sys.executable, "-c", probe], env={**env, "PATH": ""}, capture_output=True, check=True)
+    assert out.stdout.decode("utf-8").split() == ["1", "utf-8", "Gérard"]
+
+
+def test_a_non_ascii_folder_round_trips_through_the_command(bundle: Path, tmp_path: Path) -> None:
+    parent = tmp_path / "Gérard Ünal"
+    parent.mkdir()
+    workspace = Workspace(parent)
+    scan = workspace.scan_path("head")
+    nib.save(nib.Nifti1Image(_volume(), AFFINE), scan)
+    run = PredictionRun(PredictRequest(scan=scan, bundle=bundle, samples=2, device="cpu", trust=True), workspace)
+    run.start()
+    outputs = run.wait(timeout=TIMEOUT)
+    assert all(path.is_file() and "Gérard Ünal" in str(path) for path in outputs.files.values())
+    workspace.remove()
+
+
+def test_trust_adds_the_flag_for_a_bundle_folder_the_user_agreed_to(tmp_path: Path) -> None:
+    request = PredictRequest(scan=Path("a.nii.gz"), bundle=tmp_path, samples=1)
+    assert "--trust-bundle" not in request.arguments(tmp_path)
+    assert PredictRequest(scan=Path("a.nii.gz"), bundle=tmp_path, samples=1, trust=True).arguments(tmp_path)[-1] == (
+        "--trust-bundle"
+    )

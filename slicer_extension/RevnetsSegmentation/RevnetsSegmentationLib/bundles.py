@@ -2,7 +2,13 @@
 
 Nothing is hard-coded per bundle: the input channels come from
 ``network_data_format.inputs.image`` (``num_channels``, ``channel_def``) and the output label names from
-``label_classes`` (``"0 background, 1 grey matter, 2 white matter"``) in ``configs/metadata.json``.
+``label_classes`` (``"0 background, 1 grey matter, 2 white matter"``) in ``configs/metadata.json``. A
+``labels`` block there gives each label its colour and its standard terminology (SNOMED CT category and
+type, as DICOM and Slicer's segment terminology use them)::
+
+    "labels": {"1": {"name": "grey matter", "color": [200, 200, 235],
+                     "terminology": {"category": ["SCT", "123037004", "Anatomical Structure"],
+                                     "type": ["SCT", "389081007", "Gray matter"]}}}
 """
 
 from __future__ import annotations
@@ -15,10 +21,26 @@ from pathlib import Path
 # "<value> <name>" where the name starts with a letter and ends before , ; ( ) or the end; a number
 # inside a word ("T1") or in parentheses ("TC (1, 4)") is no label.
 _LABEL_ENTRY = re.compile(r"(?<![\w(.])(\d+)\s*[:=-]?\s+([A-Za-z][^,;()]*?)\s*(?=[,;()]|$)")
+# Colours of labels whose metadata gives none, by label order (background excluded), readable on MRI and CT.
+FALLBACK_COLORS = (
+    (0.35, 0.75, 0.95), (0.95, 0.85, 0.35), (0.90, 0.35, 0.35), (0.55, 0.85, 0.45), (0.75, 0.50, 0.90),
+    (0.95, 0.60, 0.25),
+)
+Code = tuple[str, str, str]  # (coding scheme, code value, code meaning), e.g. ("SCT", "389081007", "Gray matter")
 
 
 class BundleError(ValueError):
     """A folder is not a usable bundle; the message names the folder and the missing piece."""
+
+
+@dataclass(frozen=True)
+class LabelStyle:
+    """How one output label is shown: name, colour (RGB in 0-1) and standard terminology, if known."""
+
+    name: str
+    color: tuple[float, float, float]
+    category: Code | None = None
+    type: Code | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +54,7 @@ class Bundle:
         channels: names of the input channels in order (``("T1",)``, or four for BraTS).
         labels: output label value -> name, as written in the consensus and sample files.
         num_samples: the bundle's default number of samples, if it states one.
+        styles: label value -> :class:`LabelStyle` for every non-zero label.
     """
 
     path: Path
@@ -40,6 +63,7 @@ class Bundle:
     channels: tuple[str, ...]
     labels: dict[int, str] = field(default_factory=dict)
     num_samples: int | None = None
+    styles: dict[int, LabelStyle] = field(default_factory=dict)
 
 
 def read_bundle(folder: Path) -> Bundle:
@@ -62,14 +86,51 @@ def read_bundle(folder: Path) -> Bundle:
     names = image.get("channel_def") or {}
     channels = tuple(str(names.get(str(k), f"channel {k}")) for k in range(num_channels))
     samples = inference.get("num_samples")
+    blocks = metadata.get("labels") if isinstance(metadata.get("labels"), dict) else {}
+    labels = parse_labels(str(metadata.get("label_classes", "")))
+    labels.update({int(value): str(block["name"]) for value, block in blocks.items() if "name" in block})
     return Bundle(
         path=folder,
         name=folder.name,
         task=str(metadata.get("task", "")),
         channels=channels,
-        labels=parse_labels(str(metadata.get("label_classes", ""))),
+        labels=labels,
         num_samples=samples if isinstance(samples, int) and samples > 0 else None,
+        styles=label_styles(labels, blocks, folder),
     )
+
+
+def label_styles(labels: dict[int, str], blocks: dict, folder: Path) -> dict[int, LabelStyle]:
+    """A :class:`LabelStyle` per non-zero label: colour and terminology from the metadata's ``labels``
+    block where it gives them, else a colour from :data:`FALLBACK_COLORS` and no terminology.
+
+    Raises:
+        BundleError: a ``labels`` entry with a colour that is not three numbers in 0-255, or a code that
+            is not ``[scheme, value, meaning]``.
+    """
+    styles = {}
+    for position, value in enumerate(sorted(v for v in labels if v != 0)):
+        block = blocks.get(str(value), {})
+        color = block.get("color")
+        terminology = block.get("terminology", {})
+        try:
+            if color is not None:
+                if len(color) != 3 or not all(0 <= float(c) <= 255 for c in color):
+                    raise ValueError(color)
+                color = tuple(float(c) / 255 for c in color)
+            codes = {key: _code(terminology[key]) for key in ("category", "type") if key in terminology}
+        except (TypeError, ValueError) as error:
+            raise BundleError(f"{folder}: configs/metadata.json labels.{value} is malformed ({error}).") from error
+        styles[value] = LabelStyle(
+            name=labels[value], color=color or FALLBACK_COLORS[position % len(FALLBACK_COLORS)], **codes
+        )
+    return styles
+
+
+def _code(entry) -> Code:
+    if not isinstance(entry, (list, tuple)) or len(entry) != 3 or not all(isinstance(e, str) and e for e in entry):
+        raise ValueError(f"expected [scheme, value, meaning], got {entry!r}")
+    return tuple(entry)
 
 
 def find_bundles(root: Path) -> list[Bundle]:

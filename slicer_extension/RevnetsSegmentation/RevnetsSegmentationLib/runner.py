@@ -5,12 +5,19 @@ lines on stdout and, for a user error, one ``revnets: error: ...`` line on stder
 pipes into a queue; :meth:`PredictionRun.poll`, called from the caller's thread (a Qt timer in Slicer),
 hands the lines to the callbacks, so they may touch the GUI. A run that fails or is cancelled deletes its
 workspace; a run that succeeds leaves the outputs there until the caller removes it.
+
+The command starts in a process group of its own (a new session on POSIX, a new process group on Windows),
+so Cancel reaches the whole tree: Slicer's ``PythonSlicer`` is a launcher whose child does the work and
+holds the pipes. Cancel never waits: it asks the group to stop and returns; :meth:`PredictionRun.poll`
+kills the group if it is still there after the grace period.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -26,6 +33,9 @@ DEVICES = ("auto", "cpu", "cuda")
 _PROGRESS = re.compile(r"^PROGRESS (\d+) (.*)$")
 _WROTE = re.compile(r"^wrote (.+)$")
 _ERROR = re.compile(r"^revnets(?: \w+)?: error: (.+)$")
+_WINDOWS = sys.platform == "win32"
+# The child prints UTF-8 whatever the system's code page (a non-ASCII Windows user name in a path).
+UTF8 = {"PYTHONUTF8": "1", "PYTHONIOENCODING": "utf-8"}
 
 
 class RunFailed(RuntimeError):
@@ -74,7 +84,8 @@ class PredictRequest:
         device: ``auto``, ``cpu`` or ``cuda``.
         seed: random seed (the same seed gives the same samples).
         python: the Python that has revnets installed (Slicer's own, or another one).
-        env: the environment of the process (None: this process's).
+        env: the environment of the process (None: this process's); UTF-8 output is always asked for.
+        trust: the user agreed to run this bundle folder's configs (it is not a shipped bundle).
     """
 
     scan: Path
@@ -84,6 +95,7 @@ class PredictRequest:
     seed: int = 0
     python: str = sys.executable
     env: Mapping[str, str] | None = None
+    trust: bool = False
 
     def arguments(self, output_dir: Path) -> list[str]:
         """The command as an argument list (never a shell string)."""
@@ -95,7 +107,11 @@ class PredictRequest:
             "--device", self.device,
             "--seed", str(self.seed),
             "--progress", "lines",
-        ]
+        ] + (["--trust-bundle"] if self.trust else [])
+
+    def environment(self) -> dict[str, str]:
+        """The child's environment: ``env`` (or this process's) with UTF-8 input and output."""
+        return {**(os.environ if self.env is None else self.env), **UTF8}
 
 
 class PredictionRun:
@@ -125,6 +141,7 @@ class PredictionRun:
         self._process: subprocess.Popen | None = None
         self._readers: list[threading.Thread] = []
         self._cancelled = False
+        self._kill_at: float | None = None
         self._outcome: PredictionOutputs | Exception | None = None
 
     def start(self) -> None:
@@ -144,8 +161,8 @@ class PredictionRun:
                 text=True,
                 encoding="utf-8",
                 errors="replace",
-                env=None if self.request.env is None else dict(self.request.env),
-                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+                env=self.request.environment(),
+                **_own_process_group(),
             )
         except OSError as error:
             self.workspace.remove()
@@ -172,6 +189,9 @@ class PredictionRun:
         if self._process is None:
             raise RuntimeError("start() the run before polling it")
         ended = self._process.poll() is not None and not any(r.is_alive() for r in self._readers)
+        if not ended and self._kill_at is not None and time.monotonic() >= self._kill_at:
+            _stop_tree(self._process, kill=True)
+            self._kill_at = None
         self._dispatch()
         if ended:
             self._finish()
@@ -204,21 +224,20 @@ class PredictionRun:
         return self._outcome
 
     def cancel(self, grace: float = 5.0) -> None:
-        """End the command (terminate, then kill after ``grace`` seconds) and delete the workspace."""
-        if self._outcome is not None:
+        """Ask the command's whole process tree to stop and return at once.
+
+        The run ends (outcome :class:`RunCancelled`, workspace deleted) in a later :meth:`poll`, once the
+        tree has exited and closed its pipes; a tree still running ``grace`` seconds after the request is
+        killed.
+        """
+        if self._outcome is not None or self._cancelled:
             return
         self._cancelled = True
-        if self._process is not None:
-            if self._process.poll() is None:
-                self._process.terminate()
-                try:
-                    self._process.wait(grace)
-                except subprocess.TimeoutExpired:
-                    self._process.kill()
-                    self._process.wait()
-            for reader in self._readers:
-                reader.join(grace)
-        self._finish()
+        if self._process is None:
+            self._finish()
+            return
+        self._kill_at = time.monotonic() + grace
+        _stop_tree(self._process, kill=grace <= 0)
 
     def _read(self, stream, source: str) -> None:
         with stream:
@@ -255,3 +274,28 @@ class PredictionRun:
                 self._outcome = RunFailed(str(error))
         if isinstance(self._outcome, Exception):
             self.workspace.remove()
+
+
+def _own_process_group() -> dict:
+    """``Popen`` arguments that start the command as the leader of a new process group (and no console
+    window on Windows)."""
+    if _WINDOWS:
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW}
+    return {"start_new_session": True}
+
+
+def _stop_tree(process: subprocess.Popen, kill: bool) -> None:
+    """Ask (or, with ``kill``, force) every process in ``process``'s group to stop, without waiting."""
+    if _WINDOWS:
+        if kill:
+            subprocess.run(
+                ["taskkill", "/PID", str(process.pid), "/T", "/F"], capture_output=True,
+                creationflags=subprocess.CREATE_NO_WINDOW, check=False,
+            )
+        else:
+            process.send_signal(signal.CTRL_BREAK_EVENT)
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+    except ProcessLookupError:
+        pass  # the whole group has already exited
