@@ -403,9 +403,9 @@ class RevnetsSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
             self.showResults(results)
 
     def _finishRun(self, status, error=None):
+        if self._run is not None and not self._run.finished:  # polling itself failed: end the tree now
+            self.stopRunNow()
         self._timer.stop()
-        if self._run is not None and not self._run.finished:
-            self._run.cancel(grace=0)
         self._run = None
         self.ui.statusLabel.text = status
         self.updateButtons()
