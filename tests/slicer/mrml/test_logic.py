@@ -153,6 +153,8 @@ def test_samples_are_a_sequence_browsed_as_the_label_layer(finished, bundle) -> 
         assert proxy.IsA("vtkMRMLLabelMapVolumeNode")
         assert np.array_equal(slicer.util.arrayFromVolume(proxy), stacked[..., index - 1].transpose(2, 1, 0))
         assert all(c.GetLabelVolumeID() == proxy.GetID() for c in composites)
+        assert proxy.GetTransformNodeID() == finished.volume.GetTransformNodeID()
+        assert np.allclose(_ijk_to_ras(proxy), _ijk_to_ras(finished.volume), atol=1e-4)
         assert not results.segmentation.GetDisplayNode().GetVisibility2D()
         assert proxy.GetDisplayNode().GetColorNode().GetColorName(max(bundle.styles)) == bundle.styles[
             max(bundle.styles)
