@@ -13,7 +13,8 @@ import matplotlib.image
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULE_DIR = ROOT / "slicer_extension" / "RevnetsSegmentation"
+EXTENSION_DIR = ROOT / "slicer_extension"  # the extension's top level: the folder the docs give the Wizard
+MODULE_DIR = EXTENSION_DIR / "RevnetsSegmentation"
 MODULE_PY = MODULE_DIR / "RevnetsSegmentation.py"
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "RevnetsSegmentation.ui"
 PY_FILES = sorted(MODULE_DIR.rglob("*.py"))
@@ -114,7 +115,7 @@ def test_icon_is_a_128_pixel_png() -> None:
 
 
 def test_extension_cmake_has_the_metadata_and_the_module() -> None:
-    cmake = (ROOT / "CMakeLists.txt").read_text()
+    cmake = (EXTENSION_DIR / "CMakeLists.txt").read_text()
     for field in ("HOMEPAGE", "CATEGORY", "CONTRIBUTORS", "DESCRIPTION", "ICONURL", "SCREENSHOTURLS", "DEPENDS"):
         value = re.search(rf'^set\(EXTENSION_{field} "([^"$]+)"\)', cmake, re.M)
         assert value, f"EXTENSION_{field} must be a plain set() of a literal value (the Extension Wizard reads text)"
@@ -125,5 +126,27 @@ def test_extension_cmake_has_the_metadata_and_the_module() -> None:
     assert "Slicer 5.10 or later" in re.search(r'^set\(EXTENSION_DESCRIPTION "([^"]+)"\)', cmake, re.M).group(1)
     assert "find_package(Slicer REQUIRED)" in cmake and "include(${Slicer_USE_FILE})" in cmake
     subdirectories = re.findall(r"add_subdirectory\((\S+)\)", cmake)
-    assert subdirectories and all((ROOT / d / "CMakeLists.txt").is_file() for d in subdirectories)
+    assert subdirectories and all((EXTENSION_DIR / d / "CMakeLists.txt").is_file() for d in subdirectories)
     assert "include(${Slicer_EXTENSION_CPACK})" in cmake
+
+
+def _wizard_modules(folder: Path, depth: int = 1) -> list[Path]:
+    """The scripted modules the Extension Wizard offers for ``folder`` (Slicer's ExtensionWizard looks
+    ``depth`` = 1 folder deep, skips folders with an ``__init__.py`` and takes ``X.py`` files that define a
+    class ``X``)."""
+    entries = sorted(folder.iterdir())
+    if any(entry.name == "__init__.py" for entry in entries):
+        return []
+    found = [m for entry in entries if entry.is_dir() and depth > 0 for m in _wizard_modules(entry, depth - 1)]
+    for entry in entries:
+        if entry.suffix == ".py" and entry.is_file() and entry.name != "__init__.py":
+            classes = {n.name for n in ast.parse(entry.read_text()).body if isinstance(n, ast.ClassDef)}
+            if entry.stem in classes:
+                found.append(entry)
+    return found
+
+
+def test_extension_wizard_finds_the_module_from_the_documented_folder() -> None:
+    assert _wizard_modules(EXTENSION_DIR) == [MODULE_PY]
+    assert not (EXTENSION_DIR / ".git").exists()  # the Wizard reads this folder's CMakeLists.txt, not a repo's
+    assert "`slicer_extension/` folder" in (ROOT / "docs" / "slicer.md").read_text()
