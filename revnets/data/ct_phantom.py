@@ -206,7 +206,7 @@ def _draw_nodule(
         membership = solid
     else:
         margin = rng.uniform(1.5, 3.0)
-        membership = (1 / (1 + np.exp(distance / (margin / 2.5)))).astype(np.float32)
+        membership = (1 / (1 + np.exp(distance / (margin / 1.2)))).astype(np.float32)
         if nodule.kind == "part-solid":
             core = rng.uniform(0.3, 0.6) * radius
             solid = canvas.occupancy(_lobulated_distance(points, centre, core, rng))
