@@ -1,14 +1,22 @@
 """The ``revnets`` command: ``revnets predict``, ``revnets example``, ``revnets overlay`` and ``revnets bundles``.
 
 A user error (missing or unreadable file, wrong shape, bad argument) prints one line ``revnets: error:
-...`` and exits with code 2; nothing half-written is left behind.
+...`` and exits with code 2; nothing half-written is left behind. An interruption (Ctrl-C: SIGINT, or
+SIGTERM as sent by ``timeout``, SLURM, Docker and ``Popen.terminate``) removes what the unfinished output
+had written, prints one line and exits with 130 (SIGINT) or 143 (SIGTERM); outputs already complete stay. Library warnings (deprecations,
+nibabel's header remarks) are kept off the terminal unless Python's ``-W`` option or ``PYTHONWARNINGS`` asks.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from revnets import __version__
@@ -20,8 +28,21 @@ BUNDLE_WARNING = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line, like every other error of the command."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"revnets: error: {message} (see '{self.prog} --help').\n")
+
+
+def _path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path was given")
+    return Path(text)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="revnets", description="Reversible networks that segment 3D scans and say where they are unsure."
     )
     parser.add_argument("--version", action="version", version=f"revnets {__version__}")
@@ -33,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         description=f"Segment scans with a MONAI bundle. Note: {BUNDLE_WARNING}.",
     )
     predict.add_argument(
-        "inputs", nargs="+", type=Path, metavar="INPUT",
+        "inputs", nargs="+", type=_path, metavar="INPUT",
         help="a scan: NIfTI (3D, or 4D with channels last), NRRD, MetaImage (.mha/.mhd), a DICOM series folder, "
         "or a BraTS-layout case folder",
     )
@@ -47,14 +68,16 @@ def _parser() -> argparse.ArgumentParser:
         help="run a bundle folder that is not one of the shipped bundles (or whose files changed): its configs "
         "can run Python code, so pass this only for bundles from a source you trust",
     )
-    predict.add_argument("--output", type=Path, required=True, help="output folder (created if missing)")
+    predict.add_argument("--output", type=_path, required=True, help="output folder (created if missing)")
     predict.add_argument("--samples", type=int, default=None, help="number of samples (default: the bundle's)")
     predict.add_argument(
         "--series", default=None, metavar="UID",
         help="the SeriesInstanceUID to segment when a DICOM folder holds several series",
     )
     predict.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    predict.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same samples")
+    predict.add_argument(
+        "--seed", type=int, default=0, help="random seed from 0 to 2**63 - 1; the same seed gives the same samples"
+    )
     predict.add_argument("--overwrite", action="store_true", help="replace existing output files")
     predict.add_argument(
         "--progress", choices=("bar", "lines", "none"), default="bar",
@@ -80,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     overlay.add_argument(
         "map", type=Path, metavar="MAP", help="an uncertainty map: <stem>_entropy, _mutual_info or _variance.nii.gz"
     )
-    overlay.add_argument("--output", type=Path, required=True, help="the PNG file to write")
+    overlay.add_argument("--output", type=_path, required=True, help="the PNG file to write")
     overlay.add_argument("--seg", type=Path, default=None, help="consensus labels (<stem>_seg.nii.gz) as contours")
     overlay.add_argument(
         "--alpha", type=float, default=0.6, help="opacity of the map at its maximum, in (0, 1] (default 0.6)"
@@ -179,18 +202,58 @@ def _bundles(args: argparse.Namespace) -> None:
     print(target)
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: raised in the main thread like Ctrl-C's ``KeyboardInterrupt``, so every cleanup runs.
+
+    A subclass rather than ``KeyboardInterrupt`` itself: CPython marks a bare ``KeyboardInterrupt`` that passes
+    through ``eval`` (as MONAI's config expressions do) as unhandled, and then ends ``python -m`` runs by
+    SIGINT whatever exit code the command returned.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextmanager
+def _terminal_manners() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted`; warnings and nibabel's remarks stay off the terminal."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    previous = [signal.signal(signum, _interrupt) for signum in signals] if main_thread else []
+    nibabel = logging.getLogger("nibabel")
+    level = nibabel.level
+    nibabel.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            if not sys.warnoptions:
+                warnings.simplefilter("ignore")
+            yield
+    finally:
+        nibabel.setLevel(level)
+        for signum, handler in zip(signals, previous):
+            signal.signal(signum, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``revnets`` command; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        {"predict": _predict, "example": _example, "overlay": _overlay, "bundles": _bundles}[args.command](args)
+        with _terminal_manners():
+            {"predict": _predict, "example": _example, "overlay": _overlay, "bundles": _bundles}[args.command](args)
     except (RevnetsError, FileExistsError, FileNotFoundError) as error:
         print(f"revnets: error: {_message(error)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("revnets: cancelled", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as error:
+        signum = getattr(error, "signum", signal.SIGINT)
+        how = "terminated" if signum == signal.SIGTERM else "interrupted"
+        print(f"revnets: {how} ({signal.Signals(signum).name}): the unfinished output was removed.", file=sys.stderr)
+        return 128 + signum
     return 0
 
 

@@ -135,9 +135,14 @@ class SamplingInferer(Inferer):
         }
 
     def window(self, spatial: Sequence[int]) -> tuple[int, ...]:
-        """The window used for a volume of spatial shape ``spatial``."""
+        """The window used for a volume of spatial shape ``spatial``.
+
+        At least ``2 * size_divisor`` along each axis (within ``roi_size``; a smaller volume is padded), so
+        the network's coarsest level keeps more than one voxel per axis: instance normalisation over a
+        single voxel is undefined, and a volume of a few voxels still gets a prediction.
+        """
         k = self.size_divisor
-        return tuple(min(roi, -(-size // k) * k) for roi, size in zip(self.roi_size, spatial))
+        return tuple(min(roi, max(2 * k, -(-size // k) * k)) for roi, size in zip(self.roi_size, spatial))
 
     def passes(self, num_samples: int, num_classes: int, spatial: Sequence[int]) -> list[tuple[int, int]]:
         """``(first, count)`` of each pass."""
