@@ -46,6 +46,7 @@ from monai.losses import DiceCELoss
 from monai.networks import nets as monai_nets
 from monai.networks.blocks.activation_checkpointing import ActivationCheckpointWrapper
 from monai.networks.nets.dynunet import DynUNetSkipLayer
+from monai.networks.nets.unet import CheckpointUNet
 from torch import nn
 
 from revnets import nets as twin_nets
@@ -96,7 +97,7 @@ def build(name: str, variant: str) -> nn.Module:
     if variant == "twin":
         return getattr(twin_nets, name)(**config, form="reversible")
     if variant == "monai_checkpointed" and name == "UNet":
-        return monai_nets.CheckpointUNet(**config)
+        return CheckpointUNet(**config)
     net = getattr(monai_nets, name)(**config)
     return _checkpoint_blocks(name, net) if variant == "monai_checkpointed" else net
 

@@ -10,9 +10,12 @@ blocks on the two halves of the ``C`` channels:
 - a convolution left over becomes a coupling whose ``f`` holds the ``k`` convolution and whose ``g`` is
   pointwise (kernel 1), so the receptive field again grows by one ``k`` kernel.
 
-Each branch (:class:`CouplingBranch`) is ``conv k (C/2 -> H)``, norm / activation / dropout, ``conv 1
+Each branch (:class:`CouplingBranch`) is ``conv 1 (C/2 -> H)``, norm / activation / dropout, ``conv k
 (H -> C/2)``; the hidden width ``H`` is chosen so that the couplings hold as many convolution weights as the
-convolutions they replace (a half-width ``k`` convolution alone would hold a quarter of them).
+convolutions they replace (a half-width ``k`` convolution alone would hold a quarter of them), rounded to a
+multiple of 8. The pointwise convolution comes first so that the ``k`` convolution reads the wide tensor: on
+CPU, PyTorch runs a 3D convolution over few input channels (``C * D * H <= 20480`` for a batch of one) through
+im2col, whose column buffer of ``k**3 * C`` values per voxel would otherwise set the peak.
 """
 
 from __future__ import annotations
@@ -58,15 +61,15 @@ def fitted_norm(norm: tuple | str, channels: int) -> tuple | str:
 class CouplingBranch(nn.Sequential):
     """One residual function ``f`` or ``g`` of a twin's coupling.
 
-    ``(B, channels, *S) -> (B, channels, *S)``: [``preactivation``: norm -> act] -> conv ``kernel_size``
-    (``channels -> hidden_channels``) -> norm / act / dropout in ``adn_ordering`` -> conv 1
+    ``(B, channels, *S) -> (B, channels, *S)``: [``preactivation``: norm -> act] -> conv 1
+    (``channels -> hidden_channels``) -> norm / act / dropout in ``adn_ordering`` -> conv ``kernel_size``
     (``hidden_channels -> channels``).
 
     Args:
         spatial_dims: 2 or 3.
         channels: half the width of the coupling.
         hidden_channels: width between the two convolutions.
-        kernel_size: odd kernel (int or one per axis) of the first convolution; 1 makes the branch pointwise.
+        kernel_size: odd kernel (int or one per axis) of the second convolution; 1 makes the branch pointwise.
         norm: MONAI norm type and arguments (group counts fitted to the width).
         act: MONAI activation type and arguments.
         dropout: MONAI dropout ratio or type and arguments (None: no dropout).
@@ -93,7 +96,7 @@ class CouplingBranch(nn.Sequential):
         if preactivation:
             layers.append(ADN("NA", channels, act=act, norm=fitted_norm(norm, channels), norm_dim=spatial_dims))
         layers += [
-            conv(channels, hidden_channels, kernel_size, padding=same_padding(kernel_size), bias=bias),
+            conv(channels, hidden_channels, 1, bias=bias),
             ADN(
                 adn_ordering,
                 hidden_channels,
@@ -103,7 +106,7 @@ class CouplingBranch(nn.Sequential):
                 dropout=dropout,
                 dropout_dim=1,
             ),
-            conv(hidden_channels, channels, 1, bias=bias),
+            conv(hidden_channels, channels, kernel_size, padding=same_padding(kernel_size), bias=bias),
         ]
         super().__init__(*layers)
 
