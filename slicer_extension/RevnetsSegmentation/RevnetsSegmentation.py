@@ -175,8 +175,8 @@ class RevnetsSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
             elif choice:
                 self.ui.bundleComboBox.currentIndex = len(names)
                 self.ui.bundlePathLineEdit.currentPath = choice
-            for k, selector in enumerate(self.inputSelectors):
-                selector.setCurrentNode(node.GetNodeReference(INPUT_REFERENCE.format(k)))
+            for selector, volume in zip(self.inputSelectors, self.logic.inputNodes(node, MAX_CHANNELS)):
+                selector.setCurrentNode(volume)
             self.ui.outputSegmentationSelector.setCurrentNode(node.GetNodeReference("OutputSegmentation"))
             self.ui.samplesSliderWidget.value = int(node.GetParameter("Samples"))
             self.ui.deviceComboBox.currentIndex = max(0, self.ui.deviceComboBox.findText(node.GetParameter("Device")))

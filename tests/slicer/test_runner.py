@@ -144,7 +144,7 @@ def test_bad_input_fails_with_the_commands_one_line_error(bundle: Path, tmp_path
     with pytest.raises(RunFailed) as failure:
         run.wait(timeout=TIMEOUT)
     message = str(failure.value)
-    assert message.endswith("notes.nii.gz is not a readable NIfTI image (ImageFileError).")
+    assert "notes.nii.gz is not a readable NIfTI image" in message
     assert "\n" not in message and "Traceback" not in message and "revnets: error" not in message
     assert run.returncode == 2
     assert not workspace.root.exists()
