@@ -70,9 +70,10 @@ def check_config(path: Path) -> None:
     try:
         json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        where = f"line {error.lineno} column {error.colno}: {error.msg}" if isinstance(error, json.JSONDecodeError) else (
-            "not UTF-8 text"
-        )
+        if isinstance(error, json.JSONDecodeError):
+            where = f"line {error.lineno} column {error.colno}: {error.msg}"
+        else:
+            where = "not UTF-8 text"
         raise BundleError(f"{path} is not valid JSON ({where}).") from error
 
 
@@ -103,7 +104,8 @@ def load_weights(network: nn.Module, path: str | Path) -> None:
     try:
         network.load_state_dict(state)
     except RuntimeError as error:
-        raise BundleError(f"the weights {path} do not fit the bundle's network ({_mismatch(network, state)}).") from error
+        message = f"the weights {path} do not fit the bundle's network ({_mismatch(network, state)})."
+        raise BundleError(message) from error
 
 
 def _mismatch(network: nn.Module, state: dict) -> str:

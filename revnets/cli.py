@@ -3,8 +3,9 @@
 A user error (missing or unreadable file, wrong shape, bad argument) prints one line ``revnets: error:
 ...`` and exits with code 2; nothing half-written is left behind. An interruption (Ctrl-C: SIGINT, or
 SIGTERM as sent by ``timeout``, SLURM, Docker and ``Popen.terminate``) removes what the unfinished output
-had written, prints one line and exits with 130 (SIGINT) or 143 (SIGTERM); outputs already complete stay. Library warnings (deprecations,
-nibabel's header remarks) are kept off the terminal unless Python's ``-W`` option or ``PYTHONWARNINGS`` asks.
+had written, prints one line and exits with 130 (SIGINT) or 143 (SIGTERM); outputs already complete stay.
+Library warnings (deprecations, nibabel's header remarks) are kept off the terminal unless Python's ``-W``
+option or ``PYTHONWARNINGS`` asks.
 """
 
 from __future__ import annotations

@@ -25,16 +25,19 @@ This module imports neither torch nor MONAI, so light commands (``revnets overla
 from __future__ import annotations
 
 import errno
+import gzip
 import os
 import re
 import shutil
 import signal
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
+import numpy as np
 
 from revnets.errors import InputError, RevnetsError
 
@@ -81,11 +84,54 @@ def open_nifti(path: Path) -> nib.Nifti1Image | nib.Nifti2Image:
         raise InputError(f"{path} is not a NIfTI file (.nii or .nii.gz).")
     try:
         image = nib.load(path)
+    except PermissionError as error:
+        raise InputError(f"{path}: permission denied (the file cannot be read).") from error
     except Exception as error:  # nibabel raises many types for garbage files
-        raise InputError(f"{path} is not a readable NIfTI image ({type(error).__name__}).") from error
+        raise InputError(f"{path} is not a readable NIfTI image ({_reason(error)}).") from error
     if not isinstance(image, nib.Nifti1Image | nib.Nifti2Image):
         raise InputError(f"{path} is not a NIfTI image.")
+    if image.header.get_data_dtype().fields is not None:
+        raise InputError(f"{path} holds RGB colour voxels: revnets reads grey-level scans (one number per voxel).")
+    _check_complete(path, image)
     return image
+
+
+def _reason(error: Exception) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _check_complete(path: Path, image: nib.Nifti1Image | nib.Nifti2Image) -> None:
+    """Refuse a file with fewer voxel bytes than its header describes (truncated, or a header that is wrong)."""
+    offset = int(getattr(image.dataobj, "offset", image.header.get_data_offset()))
+    expected = offset + int(np.prod(image.shape, dtype=np.int64)) * image.header.get_data_dtype().itemsize
+    try:
+        if path.name.endswith(".gz"):
+            with open(path, "rb") as stream:
+                stream.seek(-4, os.SEEK_END)
+                if int.from_bytes(stream.read(4), "little") == expected % 2**32:  # gzip's recorded size: fast path
+                    return
+            actual = _gunzipped_size(path)
+        else:
+            actual = path.stat().st_size
+    except PermissionError as error:
+        raise InputError(f"{path}: permission denied (the file cannot be read).") from error
+    except (OSError, EOFError, zlib.error) as error:
+        message = f"{path} is truncated or damaged: its compressed data ends early ({_reason(error)})."
+        raise InputError(message) from error
+    if actual < expected:
+        raise InputError(
+            f"{path} is truncated (or its header is wrong): the header describes {expected} bytes of header and "
+            f"voxels, the file holds {actual}."
+        )
+
+
+def _gunzipped_size(path: Path) -> int:
+    size = 0
+    with gzip.open(path, "rb") as stream:
+        while block := stream.read(1 << 24):
+            size += len(block)
+    return size
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -173,10 +219,10 @@ class OutputUnit:
         """Refuse now what would fail later (protected or existing targets, unwritable folders); changes nothing."""
         for path in self.targets.values():
             self._check_not_protected(path)
-            if not self.overwrite and os.path.lexists(path):
-                raise OutputExistsError(f"{path} exists.")
             if path.is_dir():
                 raise OutputNotWritableError(f"{path} is a folder, not a file.")
+            if not self.overwrite and os.path.lexists(path):
+                raise OutputExistsError(f"{path} exists.")
         for folder in self.folders:
             existing = _nearest_existing(folder)
             if not existing.is_dir():
@@ -326,8 +372,10 @@ def _raise_translated(error: BaseException, where: Path) -> None:
         message = f"no space left on the device while writing {where}: nothing of this output was kept."
         raise OutputWriteError(message) from error
     if isinstance(error, PermissionError) or error.errno == errno.EROFS:
-        raise OutputNotWritableError(f"permission denied: cannot write {where} ({os.strerror(error.errno)}).") from error
-    raise OutputWriteError(f"could not write {where} ({error.strerror or type(error).__name__}): nothing was kept.") from error
+        message = f"permission denied: cannot write {where} ({os.strerror(error.errno)})."
+        raise OutputNotWritableError(message) from error
+    message = f"could not write {where} ({error.strerror or type(error).__name__}): nothing was kept."
+    raise OutputWriteError(message) from error
 
 
 def refuse_shared_targets(units: Mapping[str, OutputUnit]) -> None:

@@ -2,9 +2,9 @@
 
 Three slices (axial, coronal, sagittal) through the centre of the volume or through the most uncertain
 voxel: the scan in grey, the map in colour with an opacity that grows with its value (transparent where
-it is about zero), the consensus labels as contours, and a colour bar named after the map. Volumes are reoriented to RAS first and drawn in the
-radiological convention that 3D Slicer uses (patient's right on the left of axial and coronal views,
-anterior on the left of sagittal views), with the sides marked.
+it is about zero), the consensus labels as contours, and a colour bar named after the map. Volumes are
+reoriented to RAS first and drawn in the radiological convention that 3D Slicer uses (patient's right on
+the left of axial and coronal views, anterior on the left of sagittal views), with the sides marked.
 """
 
 from __future__ import annotations
@@ -82,7 +82,10 @@ def render_overlay(
     unit = OutputUnit({"picture": output}, protected=[p for p in (scan, uncertainty, seg) if p], overwrite=overwrite)
     unit.check()
     reference = _canonical(scan)
-    volumes = {"scan": reference.get_fdata(dtype=np.float32), "map": _matching(uncertainty, reference, scan)}
+    volumes = {
+        "scan": _finite(scan, reference.get_fdata(dtype=np.float32)),
+        "map": _matching(uncertainty, reference, scan),
+    }
     if seg is not None:
         volumes["seg"] = np.rint(_matching(seg, reference, scan)).astype(np.int64)
     point = _point(volumes["map"], at)
@@ -109,7 +112,13 @@ def _matching(path: Path, reference: nib.Nifti1Image, reference_path: Path) -> n
         )
     if not np.allclose(image.affine, reference.affine, atol=1e-3):
         raise UserInputError(f"{path} is not in the space of {reference_path}: their affines differ.")
-    return image.get_fdata(dtype=np.float32)
+    return _finite(path, image.get_fdata(dtype=np.float32))
+
+
+def _finite(path: Path, volume: np.ndarray) -> np.ndarray:
+    if not np.isfinite(volume).all():
+        raise UserInputError(f"{path} contains NaN or infinite values: it cannot be drawn.")
+    return volume
 
 
 def _point(volume: np.ndarray, at: str) -> tuple[int, int, int]:

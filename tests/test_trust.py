@@ -39,8 +39,8 @@ def test_the_committed_manifest_matches_the_shipped_bundles() -> None:
     assert manifest_path().read_text() == manifest_text(shipped_bundles()), (
         "bundles/manifest.json is out of date: run scripts/update_bundle_manifest.py"
     )
-    assert set(read_manifest()) == set(SHIPPED)
-    for name in SHIPPED:
+    assert set(read_manifest()) == set(shipped_bundles()) >= set(SHIPPED)
+    for name in read_manifest():
         assert {"configs/inference.json", "configs/metadata.json", "models/model.pt"} <= set(read_manifest()[name])
 
 
@@ -60,8 +60,9 @@ def test_shipped_bundles_are_found_by_name_and_trusted() -> None:
 
 
 def test_an_unknown_name_lists_the_shipped_bundles(tmp_path: Path) -> None:
-    with pytest.raises(BundleNotFoundError, match="invres_brain_tissue, revmbconv_brats, revphiseg_brain_tissue"):
+    with pytest.raises(BundleNotFoundError, match="neither a bundle folder nor a shipped bundle") as refused:
         resolve_bundle(tmp_path / "nothing_here")
+    assert all(name in str(refused.value) for name in SHIPPED)
 
 
 def _copy(name: str, destination: Path) -> Path:
@@ -155,7 +156,8 @@ def test_weights_that_do_not_fit_the_network_say_how(tmp_path: Path) -> None:
     state[first] = torch.zeros(1)
     del state[list(state)[-1]]
     torch.save(state, folder / "models" / "model.pt")
-    with pytest.raises(BundleError, match=r"do not fit the bundle's network \(1 missing, e\.g\. .*; 1 of another shape"):
+    expected = r"do not fit the bundle's network \(1 missing, e\.g\. .*; 1 of another shape"
+    with pytest.raises(BundleError, match=expected):
         Predictor.from_bundle(folder, device="cpu", trust=True)
 
 

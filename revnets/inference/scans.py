@@ -68,9 +68,11 @@ def find_scan(path: Path, in_channels: int, series_uid: str | None = None) -> Sc
         files = (path,)
         stem = NIFTI_SUFFIX.sub("", path.name)
     images = [open_nifti(f) for f in files]
-    shapes = {img.shape for img in images}
-    if len(shapes) > 1 or any(not np.allclose(img.affine, images[0].affine, atol=1e-4) for img in images):
-        raise UserInputError(f"the modalities in {path} differ in shape or affine: {sorted(shapes)}.")
+    for file, image in zip(files[1:], images[1:]):
+        if image.shape != images[0].shape:
+            raise UserInputError(f"{file} has shape {image.shape}, but {files[0]} has {images[0].shape}.")
+        if not np.allclose(image.affine, images[0].affine, atol=1e-4):
+            raise UserInputError(f"{file} has a different affine (voxel-to-world matrix) from {files[0]}.")
     shape = images[0].shape
     if len(shape) not in (3, 4) or (len(shape) == 4 and len(files) > 1):
         raise UserInputError(f"{files[0]} has shape {shape}: expected a 3D volume (or 4D with channels last).")
