@@ -11,6 +11,7 @@ from monai.inferers import Inferer, sliding_window_inference
 from torch import Tensor, nn
 
 from revnets.errors import InputError
+from revnets.inference.limits import check_seed
 from revnets.uncertainty import StreamingUncertainty
 
 MAX_SAMPLES = 1024
@@ -84,6 +85,7 @@ class SamplingInferer(Inferer):
                 f"the number of samples must be between 1 and {MAX_SAMPLES}, got {num_samples}: each sample is "
                 "one label map at the input's resolution in the samples output."
             )
+        check_seed(seed)
         self.roi_size = tuple(roi_size)
         self.num_samples = num_samples
         self.seed = seed
