@@ -130,6 +130,12 @@ def test_extension_cmake_has_the_metadata_and_the_module() -> None:
     assert "include(${Slicer_EXTENSION_CPACK})" in cmake
 
 
+def test_the_repository_cmake_file_builds_the_extension_folder() -> None:
+    cmake = (EXTENSION_DIR.parent / "CMakeLists.txt").read_text()
+    assert re.findall(r"add_subdirectory\((\S+)\)", cmake) == [EXTENSION_DIR.name]
+    assert "EXTENSION_" not in cmake  # the metadata has one home: slicer_extension/CMakeLists.txt
+
+
 def _wizard_modules(folder: Path, depth: int = 1) -> list[Path]:
     """The scripted modules the Extension Wizard offers for ``folder`` (Slicer's ExtensionWizard looks
     ``depth`` = 1 folder deep, skips folders with an ``__init__.py`` and takes ``X.py`` files that define a
