@@ -11,7 +11,6 @@ import torch
 from ignite.engine import Events
 from monai.handlers import CheckpointLoader, CheckpointSaver
 
-from revnets.errors import UserInputError
 from revnets.files import atomic_output
 from revnets.training.distributed import is_main_process
 
@@ -38,13 +37,13 @@ class ResumableCheckpoint:
     Args:
         checkpoint_dir: the folder of ``checkpoint.pt`` (made if missing).
         save_dict: named objects with ``state_dict`` / ``load_state_dict``.
-        resume: restore from ``checkpoint.pt`` if it exists (a bool; anything else raises ``UserInputError``).
+        resume: restore from ``checkpoint.pt`` if it exists (a bool; anything else raises ``ValueError``).
         save_interval: epochs between saves.
     """
 
     def __init__(self, checkpoint_dir: str, save_dict: dict, resume: bool = False, save_interval: int = 1) -> None:
         if not isinstance(resume, bool):  # `--resume true` on the command line arrives as the string "true"
-            raise UserInputError(f"resume must be True or False (capitalised on the command line), got {resume!r}.")
+            raise ValueError(f"resume must be True or False (capitalised in a config override), got {resume!r}.")
         if save_interval < 1:
             raise ValueError(f"save_interval must be at least 1, got {save_interval}.")
         self.path = Path(checkpoint_dir) / CHECKPOINT_NAME

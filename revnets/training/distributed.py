@@ -10,8 +10,6 @@ import os
 import torch
 import torch.distributed as dist
 
-from revnets.errors import UserInputError
-
 BACKENDS = ("nccl", "gloo")
 
 
@@ -34,10 +32,10 @@ def init_distributed(backend: str) -> None:
     only warnings and errors (rank 0 logs for all).
 
     Raises:
-        UserInputError: not started by ``torchrun`` (``RANK`` / ``WORLD_SIZE`` missing from the environment).
+        RuntimeError: not started by ``torchrun`` (``RANK`` / ``WORLD_SIZE`` missing from the environment).
     """
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        raise UserInputError("multi_gpu_train.json must be run under torchrun (RANK and WORLD_SIZE are not set).")
+        raise RuntimeError("multi_gpu_train.json must be run under torchrun (RANK and WORLD_SIZE are not set).")
     device = local_device(backend)
     if device.type == "cuda":
         torch.cuda.set_device(device)

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from revnets.errors import UserInputError
 from revnets.training import ResumableCheckpoint
 
 
 @pytest.mark.parametrize("resume", ["true", "false", 1])
 def test_resume_that_is_not_a_boolean_is_refused(resume: object, tmp_path: Path) -> None:
-    with pytest.raises(UserInputError, match="resume must be True or False"):
+    with pytest.raises(ValueError, match="resume must be True or False"):
         ResumableCheckpoint(str(tmp_path), {}, resume=resume)

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from revnets.errors import UserInputError
 from revnets.training import init_distributed
 from tests.training.bundle_runs import BUNDLES, FAMILY, TINY, checkpoint, config_files, history
 
@@ -62,5 +61,5 @@ def test_two_processes_finish_with_identical_weights(brats_dir: Path, tmp_path: 
 def test_multi_gpu_config_outside_torchrun_says_to_use_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    with pytest.raises(UserInputError, match="torchrun"):
+    with pytest.raises(RuntimeError, match="torchrun"):
         init_distributed("gloo")
