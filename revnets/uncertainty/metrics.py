@@ -27,22 +27,20 @@ from monai.metrics import compute_dice
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from revnets.errors import UserInputError
-
 NCC_EPS = 1e-8
 """Added to probabilities inside the logarithm of the cross-entropy maps, as in the reference."""
 
 
 def _check_integer(name: str, maps: Tensor) -> None:
     if maps.is_floating_point() or maps.is_complex():
-        raise UserInputError(f"{name} must hold integer labels, got dtype {maps.dtype}.")
+        raise ValueError(f"{name} must hold integer labels, got dtype {maps.dtype}.")
 
 
 def _check_set(name: str, maps: Tensor) -> None:
     if maps.dim() < 2:
-        raise UserInputError(f"{name} must be a set of label maps (count, *spatial), got shape {tuple(maps.shape)}.")
+        raise ValueError(f"{name} must be a set of label maps (count, *spatial), got shape {tuple(maps.shape)}.")
     if maps.shape[0] == 0:
-        raise UserInputError(f"{name} is an empty set: it holds no label maps.")
+        raise ValueError(f"{name} is an empty set: it holds no label maps.")
     _check_integer(name, maps)
 
 
@@ -50,7 +48,7 @@ def _check_sets(samples: Tensor, annotations: Tensor) -> None:
     _check_set("samples", samples)
     _check_set("annotations", annotations)
     if samples.shape[1:] != annotations.shape[1:]:
-        raise UserInputError(
+        raise ValueError(
             f"samples {tuple(samples.shape)} and annotations {tuple(annotations.shape)} differ in spatial shape."
         )
 
@@ -59,17 +57,17 @@ def _labels(
     samples: Tensor, annotations: Tensor, labels: Sequence[int] | None, num_classes: int | None = None
 ) -> list[int]:
     if labels is not None and num_classes is not None:
-        raise UserInputError("give labels or num_classes, not both.")
+        raise ValueError("give labels or num_classes, not both.")
     if num_classes is not None:
         if num_classes < 2:
-            raise UserInputError(f"num_classes must count background and at least one class, got {num_classes}.")
+            raise ValueError(f"num_classes must count background and at least one class, got {num_classes}.")
         return list(range(1, num_classes))
     if labels is None:
         present = set(torch.unique(samples).tolist()) | set(torch.unique(annotations).tolist())
         return sorted(int(label) for label in present if label != 0)
     labels = [int(label) for label in labels]
     if not labels:
-        raise UserInputError("labels must name at least one class (or be None for every nonzero label present).")
+        raise ValueError("labels must name at least one class (or be None for every nonzero label present).")
     return labels
 
 
@@ -167,7 +165,7 @@ def mean_pairwise_distance(
     """
     _check_set("maps", maps)
     if maps.shape[0] < 2:
-        raise UserInputError(f"the spread of a set needs at least 2 maps, got {maps.shape[0]}.")
+        raise ValueError(f"the spread of a set needs at least 2 maps, got {maps.shape[0]}.")
     distance = 1 - _pairwise_iou(maps, maps, _labels(maps, maps, labels, num_classes))
     n = maps.shape[0]
     return distance.sum() / (n * (n - 1))
@@ -209,21 +207,21 @@ def ncc(sample_probabilities: Tensor, annotations: Tensor) -> Tensor:
         0-dim float64 tensor.
     """
     if sample_probabilities.dim() < 3 or sample_probabilities.shape[0] == 0:
-        raise UserInputError(
+        raise ValueError(
             f"sample_probabilities must be (N, C, *spatial) with N >= 1, got shape {tuple(sample_probabilities.shape)}."
         )
     if not sample_probabilities.is_floating_point() or not torch.isfinite(sample_probabilities).all():
-        raise UserInputError("sample_probabilities must be finite floating-point class probabilities.")
+        raise ValueError("sample_probabilities must be finite floating-point class probabilities.")
     _check_set("annotations", annotations)
     if sample_probabilities.shape[2:] != annotations.shape[1:]:
-        raise UserInputError(
+        raise ValueError(
             f"sample_probabilities {tuple(sample_probabilities.shape)} and annotations "
             f"{tuple(annotations.shape)} differ in spatial shape."
         )
     classes = sample_probabilities.shape[1]
     annotations = annotations.to(sample_probabilities.device).long()
     if annotations.min() < 0 or annotations.max() >= classes:
-        raise UserInputError(f"annotations must hold labels in [0, {classes}) for {classes} classes.")
+        raise ValueError(f"annotations must hold labels in [0, {classes}) for {classes} classes.")
     probabilities = sample_probabilities.double()
     # E_s[CE(t, s)] = -sum_c t_c E_s[log(s_c + eps)]: one mean log-probability serves every target t.
     mean_log = (probabilities + NCC_EPS).log().mean(0)
@@ -250,12 +248,12 @@ def dice(prediction: Tensor, target: Tensor, labels: Sequence[int]) -> Tensor:
     _check_integer("prediction", prediction)
     _check_integer("target", target)
     if prediction.dim() == 0:
-        raise UserInputError("prediction must be a label map with at least one spatial dim, got a 0-dim tensor.")
+        raise ValueError("prediction must be a label map with at least one spatial dim, got a 0-dim tensor.")
     if prediction.shape != target.shape:
-        raise UserInputError(f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ in shape.")
+        raise ValueError(f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ in shape.")
     labels = [int(label) for label in labels]
     if not labels:
-        raise UserInputError("labels must name at least one class.")
+        raise ValueError("labels must name at least one class.")
     scores = compute_dice(
         _class_masks(prediction, labels),
         _class_masks(target.to(prediction.device), labels),
