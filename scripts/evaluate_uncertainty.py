@@ -20,6 +20,9 @@ docs/figures/uncertainty_evaluation.json and the reliability diagrams to docs/fi
 Usage:
     python scripts/evaluate_uncertainty.py [--bundles invres_brain_tissue revphiseg_brain_tissue]
         [--benchmark example_data/tissue_benchmark] [--subjects 20] [--samples 16] [--seed 0]
+    # or one run per bundle in parallel, then one table:
+    python scripts/evaluate_uncertainty.py --bundles invres_brain_tissue --figures runs/invres --doc runs/doc.md
+    python scripts/evaluate_uncertainty.py --combine runs/invres/uncertainty_evaluation.json ...
 """
 
 from __future__ import annotations
@@ -203,18 +206,8 @@ def write_docs(doc: Path, results: dict[str, dict], header: str) -> None:
     doc.write_text(text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundles", nargs="+", default=["invres_brain_tissue", "revphiseg_brain_tissue"])
-    parser.add_argument("--benchmark", type=Path, help="a written benchmark (default: written to a temporary folder)")
-    parser.add_argument("--subjects", type=int, default=20, help="subjects of the benchmark when it is written")
-    parser.add_argument("--benchmark-seed", type=int, default=0)
-    parser.add_argument("--samples", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "uncertainty.md")
-    parser.add_argument("--figures", type=Path, default=REPO / "docs" / "figures")
-    args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+def run(args: argparse.Namespace) -> dict:
+    """Evaluate ``args.bundles`` on the benchmark's test split; the record written as JSON."""
     with tempfile.TemporaryDirectory() as folder:
         benchmark = args.benchmark
         if benchmark is None:
@@ -225,16 +218,52 @@ def main() -> int:
             name: evaluate_bundle(name, cases, args.samples, args.seed, Path(folder) / "outputs")
             for name in args.bundles
         }
+    return {
+        "commands": [shlex.join(["python", "scripts/evaluate_uncertainty.py", *sys.argv[1:]])],
+        "cpu": cpu_name(),
+        "torch_threads": torch.get_num_threads(),
+        "test_subjects": [c["case"] for c in cases],
+        "samples": args.samples,
+        "seed": args.seed,
+        "results": results,
+    }
+
+
+def combine(paths: list[Path]) -> dict:
+    """One record from the records of runs over other bundles (same subjects, samples and seed)."""
+    records = [json.loads(path.read_text()) for path in paths]
+    for key in ("test_subjects", "samples", "seed"):
+        if len({json.dumps(r[key]) for r in records}) > 1:
+            sys.exit(f"error: the records differ in {key}; only runs on the same subjects and settings combine.")
+    merged = dict(records[0])
+    merged["commands"] = [c for r in records for c in r["commands"]]
+    merged["results"] = {name: result for r in records for name, result in r["results"].items()}
+    return merged
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundles", nargs="+", default=["invres_brain_tissue", "revphiseg_brain_tissue"])
+    parser.add_argument("--benchmark", type=Path, help="a written benchmark (default: written to a temporary folder)")
+    parser.add_argument("--subjects", type=int, default=20, help="subjects of the benchmark when it is written")
+    parser.add_argument("--benchmark-seed", type=int, default=0)
+    parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
+                        help="instead of running, merge the records of runs over different bundles")
+    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "uncertainty.md")
+    parser.add_argument("--figures", type=Path, default=REPO / "docs" / "figures")
+    args = parser.parse_args()
+    record = combine(args.combine) if args.combine else run(args)
+    results = record["results"]
     args.figures.mkdir(parents=True, exist_ok=True)
-    command = shlex.join(["python", "scripts/evaluate_uncertainty.py", *sys.argv[1:]])
-    record = {"command": command, "cpu": cpu_name(), "torch_threads": torch.get_num_threads(),
-              "test_subjects": [c["case"] for c in cases], "samples": args.samples, "results": results}
     (args.figures / "uncertainty_evaluation.json").write_text(json.dumps(record, indent=2) + "\n")
     plot_reliability(results, args.figures / "uncertainty_reliability.png")
+    commands = "; ".join(f"`{c}`" for c in record["commands"])
     header = (
-        f"`{command}` on {len(cases)} held-out subjects ({', '.join(c['case'] for c in cases)}), "
-        f"{args.samples} samples, seed {args.seed}; {cpu_name()}, {torch.get_num_threads()} torch thread(s), "
-        "cores shared with other jobs (times are an upper bound). Means over subjects; raw figures in "
+        f"{commands} on {len(record['test_subjects'])} held-out subjects ({', '.join(record['test_subjects'])}), "
+        f"{record['samples']} samples, seed {record['seed']}; {record['cpu']}, {record['torch_threads']} torch "
+        "thread(s), cores shared with other jobs (times are an upper bound). Means over subjects; raw figures in "
         "[figures/uncertainty_evaluation.json](figures/uncertainty_evaluation.json)."
     )
     write_docs(args.doc, results, header)
