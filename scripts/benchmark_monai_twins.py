@@ -331,24 +331,27 @@ def memory_table(results: Results, nets: list[str], bases: dict[str, int]) -> st
 
 def cube_table(results: Results, nets: list[str], bases: dict[str, int]) -> tuple[str, list[str]]:
     rows = [
-        "| network | MONAI's peak at its base cube (the budget) | largest twin cube within it | its peak | "
-        "volume / base |",
-        "|---|---:|---:|---:|---:|",
+        "| network | MONAI's peak at its base cube (the budget) | twin cubes probed: peak (MiB) | largest twin cube "
+        "within the budget | volume / base |",
+        "|---|---:|---|---:|---:|",
     ]
     checks = []
     for name in nets:
         base = bases[name]
         budget = results.get(name, "base", "monai", "peak")
         largest = results.get(name, "largest_cube")
-        probe = results.get(name, "probes", str(largest)) if largest else None
+        probes = {int(size): found for size, found in (results.get(name, "probes") or {}).items()}
+        probes[base] = results.get(name, "base", "twin")
+        probed = ", ".join(
+            f"{size}^3: " + ("> budget" if found is None else f"{found['peak'] / MIB:,.0f}")
+            for size, found in sorted(probes.items())
+        )
         volume = (largest / base) ** 3 if largest else 0.0
         capped = " (search cap)" if largest and largest + DIVISOR[name] > base * MAX_FACTOR else ""
-        rows.append(
-            f"| {name} | {budget / MIB:,.0f} MiB at {base}^3 | {largest}^3{capped} | "
-            f"{probe['peak'] / MIB:,.0f} MiB | {volume:.1f}x |"
-        )
+        cube = f"{largest}^3{capped}" if largest else f"none (not even {base}^3)"
+        rows.append(f"| {name} | {budget / MIB:,.0f} MiB at {base}^3 | {probed} | {cube} | {volume:.1f}x |")
         checks.append(
-            f"- {name}: the twin trains {largest}^3 within MONAI's peak at {base}^3, {volume:.1f}x the volume "
+            f"- {name}: the twin trains {cube} within MONAI's peak at {base}^3, {volume:.1f}x the volume "
             f"(target >= 4x: {'met' if volume >= 4 else 'NOT met'})."
         )
     return "\n".join(rows), checks
@@ -394,7 +397,8 @@ def plot(results: Results, nets: list[str], bases: dict[str, int], path: Path) -
         ax.bar(positions + 0.2, peak, 0.4, label="peak of the step")
         ax.set_xticks(positions, [labels[v] for v in VARIANTS])
         largest = results.get(name, "largest_cube")
-        ax.set_title(f"{name}, 1x1x{bases[name]}^3: twin fits {largest}^3 in MONAI's peak", fontsize=10)
+        fits = f"twin fits {largest}^3 in MONAI's peak" if largest else "twin does not fit in MONAI's peak"
+        ax.set_title(f"{name}, 1x1x{bases[name]}^3: {fits}", fontsize=10)
         ax.set_ylabel("MiB")
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=8)
@@ -409,7 +413,7 @@ def docs_section(args: argparse.Namespace, results: Results) -> str:
     memory = memory_table(results, args.nets, bases)
     cubes, cube_checks = cube_table(results, args.nets, bases)
     learning, learning_checks = learning_table(results, args.nets)
-    configs = "\n".join(f"- `{name}`: `{CONFIGS[name]}`" for name in args.nets)
+    configs = "\n".join(f"  - `{name}`: `{CONFIGS[name]}`" for name in args.nets)
     learned = results.get("learning_settings") or {}
     return "\n".join(
         [
