@@ -112,6 +112,11 @@ class ScanReader(ITKReader):
         return all(is_itk_scan(name) for name in ensure_tuple(filename))
 
     def read(self, data: Sequence[str | Path] | str | Path, **kwargs):
+        if not self.verify_suffix(data):
+            # MONAI's LoadImage calls a reader it was given by name on every file and moves on to its other
+            # readers when it raises: NIfTI goes to NibabelReader, as revnets reads and writes NIfTI everywhere
+            # (ITK would read NaN voxels as zero and judge sforms differently).
+            raise ValueError(f"{data} is not a DICOM, NRRD or MetaImage scan.")
         import itk
 
         names = [Path(name) for name in ensure_tuple(data)]
