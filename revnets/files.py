@@ -44,7 +44,6 @@ from revnets.errors import InputError, RevnetsError
 NIFTI_SUFFIX = re.compile(r"\.nii(\.gz)?$")
 TEMPORARY_PREFIX = ".revnets-partial-"
 PARTIAL_SUFFIX = ".partial"
-_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
@@ -296,20 +295,19 @@ class OutputUnit:
             kept = temporary.with_name(f"{target.name}.previous")
             try:
                 os.link(target, kept)
-                os.replace(temporary, target)
             except OSError as error:
-                if error.errno not in _NO_HARD_LINKS:
+                if error.errno in _DISK_FULL:
                     raise
-                os.replace(target, kept)
-                os.replace(temporary, target)
-            self._placed.append((target, kept))
+                os.replace(target, kept)  # no hard links here: the name is free for a moment
+            self._placed.append((target, kept))  # from here on, undoing puts the previous file back
+            os.replace(temporary, target)
             return
         try:
             os.link(temporary, target)
         except FileExistsError:
             raise OutputExistsError(f"{target} exists (written meanwhile by another run).") from None
-        except OSError as error:
-            if error.errno not in _NO_HARD_LINKS:
+        except OSError as error:  # EPERM, ENOTSUP, EXDEV, ... where the file system has no hard links
+            if error.errno in _DISK_FULL:
                 raise
             self._claim_and_replace(temporary, target)
             return

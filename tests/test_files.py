@@ -231,3 +231,26 @@ def test_units_of_two_inputs_with_the_same_names_are_refused(tmp_path: Path) -> 
     with pytest.raises(OutputConflictError, match="sub-01/T1.nii.gz and sub-02/T1.nii.gz would both write"):
         refuse_shared_targets(units)
     refuse_shared_targets({"a": OutputUnit(_targets(tmp_path, "a")), "b": OutputUnit(_targets(tmp_path, "b"))})
+
+
+def test_without_hard_links_a_failed_overwrite_still_restores_the_old_file(tmp_path: Path, monkeypatch) -> None:
+    for path in _targets(tmp_path).values():
+        path.write_text("old")
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    real_replace = os.replace
+
+    def replace_failing_into_place(src, dst):
+        if Path(src).name.endswith(files.PARTIAL_SUFFIX) and Path(dst).name == "case_entropy.nii.gz":
+            raise OSError(errno.EIO, "Input/output error")
+        return real_replace(src, dst)
+
+    with pytest.raises(OutputWriteError, match="could not write"):
+        with OutputUnit(_targets(tmp_path), overwrite=True) as unit:
+            _write_all(unit, "new")
+            monkeypatch.setattr(files.os, "link", no_links)
+            monkeypatch.setattr(files.os, "replace", replace_failing_into_place)
+    assert {p.read_text() for p in tmp_path.glob("*.nii.gz")} == {"old"}
+    assert len(_everything(tmp_path)) == len(NAMES)
