@@ -19,6 +19,10 @@ Every file revnets writes (NIfTI outputs, overlay pictures, training checkpoints
 - Files in ``protected`` (the inputs: every file of every input, e.g. each file of a BraTS case folder) are
   never replaced, even with ``overwrite``.
 
+What it cannot do: a process killed outright (SIGKILL, power loss) leaves its hidden temporary folder behind
+(no ``*.nii.gz`` glob sees it; delete it by hand), and without hard links the placeholder is an empty file
+under the final name for the moment of one rename.
+
 This module imports neither torch nor MONAI, so light commands (``revnets overlay``) stay fast.
 """
 
