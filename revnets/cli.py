@@ -81,6 +81,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--overwrite", action="store_true", help="replace existing output files")
     predict.add_argument(
+        "--probabilities", action="store_true",
+        help="also write <stem>_probabilities.nii.gz: the mean class probabilities, 4D, one volume per class",
+    )
+    predict.add_argument(
+        "--expected-cross-entropy", action="store_true",
+        help="also write <stem>_expected_cross_entropy.nii.gz: PHiSeg's expected cross-entropy map",
+    )
+    predict.add_argument(
         "--progress", choices=("bar", "lines", "none"), default="bar",
         help="bar: a progress bar; lines: one 'PROGRESS <percent> <stage>' line per step on stdout (for "
         "programs such as the Slicer module); none: silent",
@@ -129,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _predict(args: argparse.Namespace) -> None:
+    from revnets.inference.postprocessing import OPTIONAL_OUTPUTS, OUTPUTS
     from revnets.inference.predictor import Predictor
 
     def progress_line(stage: str, fraction: float) -> None:
@@ -144,6 +153,7 @@ def _predict(args: argparse.Namespace) -> None:
         progress=args.progress == "bar",
         on_progress=progress_line if args.progress == "lines" else None,
         series_uid=args.series,
+        outputs=OUTPUTS + tuple(name for name in OPTIONAL_OUTPUTS if getattr(args, name)),
     )
     for files in written:
         for path in files.values():
