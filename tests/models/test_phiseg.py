@@ -96,6 +96,7 @@ def test_bad_inputs_are_named() -> None:
         PHiSeg(2, channels=(8, 16), latent_levels=3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("couplings", [False, True], ids=["phiseg", "revphiseg"])
 def test_training_on_the_multirater_set_lowers_the_loss_and_samples_vary_where_raters_disagree(couplings: bool) -> None:
     torch.manual_seed(0)
