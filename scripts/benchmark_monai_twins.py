@@ -67,7 +67,11 @@ kernels, stride 2, filters 32-64-128-256-320); MONAI's spleen / BraTS tutorial U
 DIVISOR = {"SegResNet": 8, "DynUNet": 16, "UNet": 16}
 BASE = {"SegResNet": 64, "DynUNet": 48, "UNet": 64}
 MAX_FACTOR = 2.5  # the cube search goes up to this many times the base side
-VARIANTS = ("monai", "monai_checkpointed", "twin")
+VARIANTS = ("monai", "monai_checkpointed", "twin", "twin_narrow")
+TWINS = ("twin", "twin_narrow")
+NARROW_WIDTH = 1.0  # branch_width of the narrow twin: hidden width = the level's width, about half MONAI's weights
+LABELS = {"monai": "MONAI", "monai_checkpointed": "MONAI + checkpointing", "twin": "twin (reversible)",
+          "twin_narrow": f"twin, branch_width={NARROW_WIDTH:g}"}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS = REPO_ROOT / "docs" / "monai_twins.md"
 FIGURE = REPO_ROOT / "docs" / "figures" / "monai_twins_memory.png"
@@ -94,8 +98,9 @@ def _checkpoint_blocks(name: str, net: nn.Module) -> nn.Module:
 def build(name: str, variant: str) -> nn.Module:
     """``variant`` of network ``name`` at its :data:`CONFIGS` configuration."""
     config = CONFIGS[name]
-    if variant == "twin":
-        return getattr(twin_nets, name)(**config, form="reversible")
+    if variant in TWINS:
+        width = NARROW_WIDTH if variant == "twin_narrow" else None
+        return getattr(twin_nets, name)(**config, form="reversible", branch_width=width)
     if variant == "monai_checkpointed" and name == "UNet":
         return CheckpointUNet(**config)
     net = getattr(monai_nets, name)(**config)
@@ -264,33 +269,41 @@ class Results:
         return known
 
 
+def _suffix(variant: str) -> str:
+    """Result keys of the default twin are ``probes`` / ``largest_cube``, of another ``probes_<variant>`` ..."""
+    return "" if variant == "twin" else f"_{variant}"
+
+
 def run_memory(args: argparse.Namespace, results: Results, log: Callable[[str], None]) -> None:
-    """Parts 1 and 2: the three variants at the base cube, then the twin's largest cube within MONAI's peak."""
+    """Parts 1 and 2: every variant at the base cube, then each twin's largest cube within MONAI's peak."""
     for name in args.nets:
         base = args.base or BASE[name]
-        results.once(lambda: {v: parameters(build(name, v)) for v in ("monai", "twin")}, name, "parameters")
         for variant in VARIANTS:
             found = results.once(lambda: fresh(name, variant, base, with_saved=True), name, "base", variant)
             log(f"{name} {variant} {base}^3: {found}")
         budget = results.get(name, "base", "monai", "peak")
         step = DIVISOR[name]
         cubes = list(range(base, int(base * MAX_FACTOR) + 1, step))
-        probes: dict[str, dict | None] = results.get(name, "probes") or {str(base): results.get(name, "base", "twin")}
+        for variant in TWINS:
+            key = "probes" + _suffix(variant)
+            probes: dict[str, dict | None] = results.get(name, key) or {str(base): results.get(name, "base", variant)}
 
-        def fits(size: int) -> bool:
-            key = str(size)
-            if key not in probes:
-                probes[key] = fresh(name, "twin", size, limit=budget)
-                results.put(probes, name, "probes")
-                log(f"{name} twin {size}^3 within {budget / MIB:.0f} MiB: {probes[key]}")
-            return probes[key] is not None and probes[key]["peak"] <= budget
+            def fits(size: int) -> bool:
+                if str(size) not in probes:
+                    probes[str(size)] = fresh(name, variant, size, limit=budget)
+                    results.put(probes, name, key)
+                    log(f"{name} {variant} {size}^3 within {budget / MIB:.0f} MiB: {probes[str(size)]}")
+                found = probes[str(size)]
+                return found is not None and found["peak"] <= budget
 
-        # first guess: the twin's peak grows with the volume from its figure at the base cube
-        guess = base * (budget / results.get(name, "base", "twin", "peak")) ** (1 / 3)
-        guess_index = max((i for i, c in enumerate(cubes) if c <= guess), default=0)
-        first = [0, guess_index, guess_index + 1]
-        largest = results.once(lambda: largest_fitting(cubes, fits, first), name, "largest_cube")
-        log(f"{name}: largest twin cube within MONAI's {base}^3 peak: {largest}")
+            # first guess: the twin's peak grows with the volume from its figure at the base cube
+            guess = base * (budget / results.get(name, "base", variant, "peak")) ** (1 / 3)
+            guess_index = max((i for i, c in enumerate(cubes) if c <= guess), default=0)
+            first = [0, guess_index, guess_index + 1]
+            largest = results.once(
+                lambda: largest_fitting(cubes, fits, first), name, "largest_cube" + _suffix(variant)
+            )
+            log(f"{name}: largest {variant} cube within MONAI's {base}^3 peak: {largest}")
 
 
 def run_learning(args: argparse.Namespace, results: Results, log: Callable[[str], None]) -> None:
@@ -309,39 +322,41 @@ def run_learning(args: argparse.Namespace, results: Results, log: Callable[[str]
 
 def memory_table(results: Results, nets: list[str], bases: dict[str, int]) -> str:
     rows = [
-        "| network | base cube | parameters (MONAI / twin) | variant | saved for backward (MiB) | saved / MONAI "
+        "| network | base cube | variant | parameters (vs MONAI) | saved for backward (MiB) | saved / MONAI "
         "| peak (MiB) | peak / MONAI | step (s) | step / MONAI |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in nets:
-        params = results.get(name, "parameters")
         ref = results.get(name, "base", "monai")
+        reference = parameters(build(name, "monai"))
         for variant in VARIANTS:
             m = results.get(name, "base", variant)
-            label = {"monai": f"MONAI `{name}`", "monai_checkpointed": "MONAI + checkpointing",
-                     "twin": f"`revnets.nets.{name}` (reversible)"}[variant]
+            if m is None:
+                continue
+            count = parameters(build(name, variant))
             rows.append(
-                f"| {name} | {bases[name]}^3 | {params['monai'] / 1e6:.2f} M / {params['twin'] / 1e6:.2f} M "
-                f"({params['twin'] / params['monai']:.3f}x) | {label} | {m['saved'] / MIB:,.0f} | "
-                f"{m['saved'] / ref['saved']:.2f} | {m['peak'] / MIB:,.0f} | {m['peak'] / ref['peak']:.2f} | "
-                f"{m['seconds']:.1f} | {m['seconds'] / ref['seconds']:.2f} |"
+                f"| {name} | {bases[name]}^3 | {LABELS[variant]} | {count / 1e6:.2f} M ({count / reference:.3f}x) | "
+                f"{m['saved'] / MIB:,.0f} | {m['saved'] / ref['saved']:.2f} | {m['peak'] / MIB:,.0f} | "
+                f"{m['peak'] / ref['peak']:.2f} | {m['seconds']:.1f} | {m['seconds'] / ref['seconds']:.2f} |"
             )
     return "\n".join(rows)
 
 
 def cube_table(results: Results, nets: list[str], bases: dict[str, int]) -> tuple[str, list[str]]:
     rows = [
-        "| network | MONAI's peak at its base cube (the budget) | twin cubes probed: peak (MiB) | largest twin cube "
+        "| network | MONAI's peak at its base cube (the budget) | variant | cubes probed: peak (MiB) | largest cube "
         "within the budget | volume / base |",
-        "|---|---:|---|---:|---:|",
+        "|---|---:|---|---|---:|---:|",
     ]
     checks = []
-    for name in nets:
+    for name, variant in ((n, v) for n in nets for v in TWINS):
         base = bases[name]
         budget = results.get(name, "base", "monai", "peak")
-        largest = results.get(name, "largest_cube")
-        probes = {int(size): found for size, found in (results.get(name, "probes") or {}).items()}
-        probes[base] = results.get(name, "base", "twin")
+        if results.get(name, "base", variant) is None:
+            continue
+        largest = results.get(name, "largest_cube" + _suffix(variant))
+        probes = {int(size): found for size, found in (results.get(name, "probes" + _suffix(variant)) or {}).items()}
+        probes[base] = results.get(name, "base", variant)
         probed = ", ".join(
             f"{size}^3: " + ("> budget" if found is None else f"{found['peak'] / MIB:,.0f}")
             for size, found in sorted(probes.items())
@@ -349,9 +364,11 @@ def cube_table(results: Results, nets: list[str], bases: dict[str, int]) -> tupl
         volume = (largest / base) ** 3 if largest else 0.0
         capped = " (search cap)" if largest and largest + DIVISOR[name] > base * MAX_FACTOR else ""
         cube = f"{largest}^3{capped}" if largest else f"none (not even {base}^3)"
-        rows.append(f"| {name} | {budget / MIB:,.0f} MiB at {base}^3 | {probed} | {cube} | {volume:.1f}x |")
+        rows.append(
+            f"| {name} | {budget / MIB:,.0f} MiB at {base}^3 | {LABELS[variant]} | {probed} | {cube} | {volume:.1f}x |"
+        )
         checks.append(
-            f"- {name}: the twin trains {cube} within MONAI's peak at {base}^3, {volume:.1f}x the volume "
+            f"- {name}, {LABELS[variant]}: trains {cube} within MONAI's peak at {base}^3, {volume:.1f}x the volume "
             f"(target >= 4x: {'met' if volume >= 4 else 'NOT met'})."
         )
     return "\n".join(rows), checks
@@ -388,14 +405,14 @@ def plot(results: Results, nets: list[str], bases: dict[str, int], path: Path) -
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(nets), figsize=(5 * len(nets), 4.2), squeeze=False)
-    labels = {"monai": "MONAI", "monai_checkpointed": "MONAI +\ncheckpointing", "twin": "revnets.nets\n(reversible)"}
     for ax, name in zip(axes[0], nets):
-        saved = [results.get(name, "base", v, "saved") / MIB for v in VARIANTS]
-        peak = [results.get(name, "base", v, "peak") / MIB for v in VARIANTS]
-        positions = np.arange(len(VARIANTS))
+        variants = [v for v in VARIANTS if results.get(name, "base", v) is not None]
+        saved = [results.get(name, "base", v, "saved") / MIB for v in variants]
+        peak = [results.get(name, "base", v, "peak") / MIB for v in variants]
+        positions = np.arange(len(variants))
         ax.bar(positions - 0.2, saved, 0.4, label="saved for backward")
         ax.bar(positions + 0.2, peak, 0.4, label="peak of the step")
-        ax.set_xticks(positions, [labels[v] for v in VARIANTS])
+        ax.set_xticks(positions, [LABELS[v].replace(" ", "\n", 1) for v in variants], fontsize=7)
         largest = results.get(name, "largest_cube")
         fits = f"twin fits {largest}^3 in MONAI's peak" if largest else "twin does not fit in MONAI's peak"
         ax.set_title(f"{name}, 1x1x{bases[name]}^3: {fits}", fontsize=10)

@@ -124,12 +124,14 @@ def same_shape_couplings(
     preactivation: bool = False,
     owner: str = "network",
     argument: str = "channels",
+    branch_width: float | None = None,
 ) -> list[AdditiveCoupling]:
     """The couplings that replace ``convolutions`` same-shape convolutions (``channels -> channels``,
     ``kernel_size``) of a MONAI block: one per pair, one more for a convolution left over.
 
     Raises a ValueError naming ``argument`` of ``owner`` when ``channels`` is odd (couplings split channels
-    in halves). The other arguments are those of :class:`CouplingBranch`.
+    in halves). ``branch_width``: the branches' hidden width as a multiple of ``channels`` (None: as many
+    weights as the replaced convolutions, about 2). The other arguments are those of :class:`CouplingBranch`.
     """
     if convolutions < 1:
         return []
@@ -146,6 +148,8 @@ def same_shape_couplings(
         # conv weights of f and g: half * hidden * (volume + 1) + half * hidden * (g_volume + 1)
         g_volume = kernel_volume(g_kernel, spatial_dims)
         hidden = replaced * volume * channels**2 / (half * (volume + g_volume + 2))
+        if branch_width is not None:
+            hidden = branch_width * channels
         hidden = max(8, 8 * round(hidden / 8))  # a multiple of 8, so group norms keep their group count
 
         def branch(kernel: Kernel) -> CouplingBranch:

@@ -64,6 +64,9 @@ class DynUNet(TwinSegmentation):
         form: :class:`~revnets.core.Form`: reversible (default), plain (the same modules under ordinary
             autograd) or checkpointed.
         output_activation: ``"softmax"`` or ``"sigmoid"``, used by :meth:`sample` and the default loss.
+        branch_width: hidden width of the couplings' branches as a multiple of each level's width (None, the
+            default: as many weights as MONAI's convolutions they replace, about 2; smaller widths keep less
+            memory in backward, with fewer weights).
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class DynUNet(TwinSegmentation):
         trans_bias: bool = False,
         form: Form | str = Form.REVERSIBLE,
         output_activation: str = "softmax",
+        branch_width: float | None = None,
     ) -> None:
         super().__init__()
         levels = len(strides)
@@ -130,7 +134,7 @@ class DynUNet(TwinSegmentation):
             )
             couplings = same_shape_couplings(
                 spatial_dims, c_out, 1, kernel, norm_name, act_name, dropout, adn_ordering="DNA",
-                owner="DynUNet", argument="filters",
+                owner="DynUNet", argument="filters", branch_width=branch_width,
             )
             stage = Stage(entry, couplings, self.form)
             if not res_block or up_kernel is not None:  # MONAI's decoder blocks are never residual

@@ -48,6 +48,9 @@ class SegResNet(TwinSegmentation):
         form: :class:`~revnets.core.Form`: reversible (default), plain (the same modules under ordinary
             autograd) or checkpointed.
         output_activation: ``"softmax"`` or ``"sigmoid"``, used by :meth:`sample` and the default loss.
+        branch_width: hidden width of the couplings' branches as a multiple of each level's width (None, the
+            default: as many weights as MONAI's convolutions they replace, about 2; smaller widths keep less
+            memory in backward, with fewer weights).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class SegResNet(TwinSegmentation):
         upsample_mode: UpsampleMode | str = UpsampleMode.NONTRAINABLE,
         form: Form | str = Form.REVERSIBLE,
         output_activation: str = "softmax",
+        branch_width: float | None = None,
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -100,7 +104,7 @@ class SegResNet(TwinSegmentation):
         def couplings(channels: int, blocks: int) -> list:
             return same_shape_couplings(
                 spatial_dims, channels, 2 * blocks, 3, norm, act, preactivation=True, owner="SegResNet",
-                argument="init_filters",
+                argument="init_filters", branch_width=branch_width,
             )
 
         entry: nn.Module = get_conv_layer(spatial_dims, in_channels, init_filters)

@@ -49,6 +49,7 @@ class SegResNetVAE(SegResNet):
             MONAI's ``SegResNetVAE`` (see :class:`~revnets.nets.SegResNet` for what is reversible).
         form: :class:`~revnets.core.Form`: reversible (default), plain or checkpointed.
         output_activation: ``"softmax"`` or ``"sigmoid"``, used by :meth:`sample` and the default loss.
+        branch_width: as in :class:`~revnets.nets.SegResNet`.
     """
 
     smallest_filters = 16
@@ -72,6 +73,7 @@ class SegResNetVAE(SegResNet):
         upsample_mode: UpsampleMode | str = UpsampleMode.NONTRAINABLE,
         form: Form | str = Form.REVERSIBLE,
         output_activation: str = "softmax",
+        branch_width: float | None = None,
     ) -> None:
         super().__init__(
             spatial_dims=spatial_dims,
@@ -87,6 +89,7 @@ class SegResNetVAE(SegResNet):
             upsample_mode=upsample_mode,
             form=form,
             output_activation=output_activation,
+            branch_width=branch_width,
         )
         zoom = 2 ** (len(self.blocks_down) - 1)
         self.input_image_size = tuple(input_image_size)

@@ -53,6 +53,9 @@ class UNet(TwinSegmentation):
         form: :class:`~revnets.core.Form`: reversible (default), plain (the same modules under ordinary
             autograd) or checkpointed.
         output_activation: ``"softmax"`` or ``"sigmoid"``, used by :meth:`sample` and the default loss.
+        branch_width: hidden width of the couplings' branches as a multiple of each level's width (None, the
+            default: as many weights as MONAI's convolutions they replace, about 2; smaller widths keep less
+            memory in backward, with fewer weights).
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class UNet(TwinSegmentation):
         adn_ordering: str = "NDA",
         form: Form | str = Form.REVERSIBLE,
         output_activation: str = "softmax",
+        branch_width: float | None = None,
     ) -> None:
         super().__init__()
         if num_res_units < 1:
@@ -101,7 +105,7 @@ class UNet(TwinSegmentation):
         def couplings(width: int, convolutions: int) -> list:
             return same_shape_couplings(
                 spatial_dims, width, convolutions, kernel_size, norm, act, dropout or None, bias, adn_ordering,
-                owner="UNet", argument="channels",
+                owner="UNet", argument="channels", branch_width=branch_width,
             )
 
         def residual_unit(c_in: int, c_out: int, stride: int) -> ShortcutStage:

@@ -130,3 +130,12 @@ def test_revnets_sampling_inferer_runs_a_twin_over_a_volume(name: str) -> None:
     assert summary["probabilities"].shape == (1, 3, 20, 18, 12)
     assert summary["samples"].shape == (1, 3, 20, 18, 12)
     assert torch.isfinite(summary["entropy"]).all() and summary["mutual_info"].max() > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_branch_width_sets_the_hidden_width_of_the_couplings(name: str) -> None:
+    default, narrow = twin(name, 3), twin(name, 3, branch_width=1.0)
+    assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in default.parameters())
+    x = _input(3)
+    with torch.no_grad():
+        assert narrow.eval()(x).shape == default.eval()(x).shape
