@@ -83,6 +83,12 @@ def test_an_all_zero_volume_is_one_line_and_leaves_no_folder(bundle: Path, tmp_p
     assert not (tmp_path / "new").exists()
 
 
+def test_a_volume_without_foreground_is_one_line(bundle: Path, tmp_path: Path, capsys) -> None:
+    negative = -1.0 - np.abs(np.random.default_rng(0).normal(size=(20, 18, 16))).astype(np.float32)
+    _error(capsys, _predict(bundle, _scan(tmp_path / "negative.nii.gz", negative), "--output", tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("seed", ["-5", str(2**70)])
 def test_seeds_out_of_range_are_one_line(bundle: Path, tmp_path: Path, capsys, seed: str) -> None:
     err = _error(capsys, _predict(bundle, _scan(tmp_path / "a.nii.gz"), "--output", tmp_path / "out", "--seed", seed))
