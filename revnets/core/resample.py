@@ -59,6 +59,7 @@ class _OrthogonalResampling(InvertibleModule):
 
     def _kernel(self) -> Tensor:
         """The orthogonal patch transform as a convolution kernel ``(C * 2**d, C, 2, ..., 2)``."""
+        assert self.skew is not None, "only the learnable resampling has a kernel"
         matrix = torch.linalg.matrix_exp(self.skew - self.skew.T)
         return matrix.reshape(-1, self.channels, *([2] * self.spatial_dims))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from pathlib import Path
+from typing import Any
 
 from monai.config import KeysCollection
 from monai.transforms import ConvertToMultiChannelBasedOnBratsClassesd, MapTransform
@@ -99,5 +100,5 @@ class BratsLoadd(MapTransform):
         self.check = CheckLabelValuesd(labels, allowed=(0, 1, 2, et_label), allow_missing_keys=True)
         self.regions = ConvertToMultiChannelBasedOnBratsClassesd(labels, et_label=et_label, allow_missing_keys=True)
 
-    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
-        return self.regions(self.check(self.load(data)))
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        return dict(self.regions(self.check(self.load(data))))

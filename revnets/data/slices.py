@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -12,18 +14,23 @@ from revnets.data.mni import mni_anatomy, tissue_raters
 def _centre(array: np.ndarray, size: int) -> np.ndarray:
     """``(..., X, Y, Z)`` cropped or zero-padded to ``size`` x ``size`` in X and Y about the centre."""
     out = np.zeros((*array.shape[:-3], size, size, array.shape[-1]), dtype=array.dtype)
-    src, dst = [], []
+    src: list[slice] = []
+    dst: list[slice] = []
     for extent in array.shape[-3:-1]:
         lo = max((extent - size) // 2, 0)
         pad = max((size - extent) // 2, 0)
         length = min(extent, size)
         src.append(slice(lo, lo + length))
         dst.append(slice(pad, pad + length))
-    out[(..., *dst, slice(None))] = array[(..., *src, slice(None))]
+    target: tuple[Any, ...] = (Ellipsis, *dst, slice(None))
+    source: tuple[Any, ...] = (Ellipsis, *src, slice(None))
+    out[target] = array[source]
     return out
 
 
-def mni_multirater_slices(size: int = 64, spacing: float = 3.0, min_brain_fraction: float = 0.1) -> tuple[Tensor, Tensor]:
+def mni_multirater_slices(
+    size: int = 64, spacing: float = 3.0, min_brain_fraction: float = 0.1
+) -> tuple[Tensor, Tensor]:
     """Axial slices of the MNI T1 and its four tissue raters, inferior to superior.
 
     Args:

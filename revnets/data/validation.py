@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -97,11 +98,11 @@ class LoadAlignedImaged(MapTransform):
         if not np.allclose(image.affine.numpy(), ref.affine.numpy(), atol=self.atol):
             raise DataError(f"{path} has a different affine (voxel-to-world matrix) from {ref_path}.")
 
-    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         reference = None
         for key in self.key_iterator(d):
-            channels = []
+            channels: list[MetaTensor] = []
             for path in _files(d[key]):
                 image = self._load(path)
                 reference = reference or (path, image)
@@ -109,9 +110,10 @@ class LoadAlignedImaged(MapTransform):
                 channels.append(image)
             if not channels:
                 raise DataError(f"{key}: an empty list of files.")
-            d[key] = torch.cat(channels) if len(channels) > 1 else channels[0]
+            stacked = cast(MetaTensor, torch.cat(list[torch.Tensor](channels))) if len(channels) > 1 else channels[0]
             if len(channels) > 1:
-                d[key].meta["original_channel_dim"] = 0  # channels already first, as LoadImage marks a stack
+                stacked.meta["original_channel_dim"] = 0  # channels already first, as LoadImage marks a stack
+            d[key] = stacked
         return d
 
 

@@ -55,7 +55,8 @@ class ResumableCheckpoint:
         objects = {**self.save_dict, "trainer": engine}
         if self.path.is_file() and self.resume:
             logger.info(f"Resuming from {self.path}.")
-            CheckpointLoader(str(self.path), objects, map_location="cpu").attach(engine)
+            # MONAI types map_location as a dict, but passes it to torch.load, which also takes a device name
+            CheckpointLoader(str(self.path), objects, map_location="cpu").attach(engine)  # type: ignore[arg-type]
         elif self.path.is_file():
             logger.warning(f"{self.path} exists and resume is off: training starts afresh and replaces it.")
         elif self.resume:
@@ -89,7 +90,10 @@ class BestMetricState:
 
     def state_dict(self) -> dict:
         # MONAI's CheckpointSaver loads its record (load_state_dict) but has no getter; ignite's Checkpoint holds it.
-        saved = self.saver._key_metric_checkpoint.state_dict()["_saved"]
+        checkpoint = self.saver._key_metric_checkpoint
+        if checkpoint is None:
+            raise RuntimeError("the CheckpointSaver lost its key-metric checkpoint.")
+        saved = checkpoint.state_dict()["_saved"]
         return {
             "best_metric": float(self.evaluator.state.best_metric),
             "best_metric_epoch": int(self.evaluator.state.best_metric_epoch),

@@ -68,7 +68,9 @@ class GeneralizedEnergyDistance(VolumeScore):
     IoU averaged over ``range(1, num_classes)`` as in PHiSeg's reference. Lower is better."""
 
     def __init__(self, num_classes: int) -> None:
-        super().__init__(lambda v: generalized_energy_distance(_samples(v), _raters(v), num_classes=num_classes))
+        super().__init__(
+            lambda v: float(generalized_energy_distance(_samples(v), _raters(v), num_classes=num_classes))
+        )
 
 
 class SampleNCC(VolumeScore):

@@ -8,7 +8,8 @@ from torch import Tensor
 from revnets.uncertainty.maps import entropy as _entropy
 
 CROSS_ENTROPY_EPS = 1e-8
-"""The ``eps`` inside the logarithm of the expected cross-entropy, as in :func:`revnets.uncertainty.expected_cross_entropy`."""
+"""The ``eps`` inside the logarithm of the expected cross-entropy, as in
+:func:`revnets.uncertainty.expected_cross_entropy`."""
 
 
 class StreamingUncertainty:
@@ -41,10 +42,12 @@ class StreamingUncertainty:
         if not torch.isfinite(samples).all():
             raise ValueError("samples contain NaN or infinite values.")
         if self._sum is not None and samples.shape[1:] != self._sum.shape:
-            raise ValueError(f"samples of shape {tuple(samples.shape)} do not match earlier ones {tuple(self._sum.shape)}.")
+            raise ValueError(
+                f"samples of shape {tuple(samples.shape)} do not match earlier ones {tuple(self._sum.shape)}."
+            )
         p = samples.double()
         chunk_sum, chunk_squares, chunk_entropy = p.sum(0), p.square().sum(0), _entropy(p, dim=2).sum(0)
-        if self._sum is None:
+        if self._sum is None or self._sum_squares is None or self._sum_entropy is None:
             self._sum, self._sum_squares, self._sum_entropy = chunk_sum, chunk_squares, chunk_entropy
         else:
             self._sum += chunk_sum
@@ -66,7 +69,7 @@ class StreamingUncertainty:
             ``expected_cross_entropy`` ``(B, *spatial)``; with ``keep_labels``, ``labels``
             ``(N, B, *spatial)``. Float maps are float32.
         """
-        if self._sum is None:
+        if self._sum is None or self._sum_squares is None or self._sum_entropy is None:
             raise ValueError("no samples were added.")
         mean = self._sum / self.count
         entropy = _entropy(mean, dim=1)
