@@ -4,22 +4,26 @@
 Five ways to train the same stack of additive couplings, all on identical ``f`` / ``g``
 (:class:`revnets.blocks.ResidualFunction`, built from one seed in every process):
 
-- ``revnets``: :class:`revnets.core.ReversibleSequence` with ``memory_saving=True``;
-- ``plain``: the same modules under ordinary autograd (``memory_saving=False``);
-- ``checkpoint``: plain with ``torch.utils.checkpoint`` around each block (``checkpointing=True``);
+- ``revnets``: :class:`revnets.core.ReversibleSequence` with ``form="reversible"``;
+- ``plain``: the same modules under ordinary autograd (``form="plain"``);
+- ``checkpoint``: plain with ``torch.utils.checkpoint`` around each block (``form="checkpointed"``);
 - ``memcnn``: ``memcnn.InvertibleModuleWrapper(memcnn.AdditiveCoupling(f, g))`` per block (memcnn 1.5.2);
 - ``revtorch``: ``revtorch.ReversibleSequence`` of ``revtorch.ReversibleBlock(f, g)`` (RevTorch 0.2.4).
 
 Every stack sits behind a learnable per-channel gain, so that, as inside a network, its input is an
 intermediate tensor of the graph rather than a leaf.
 
-Each (method, depth) runs in a fresh process: its first training step (forward, loss, backward) gives
-the peak memory (:func:`revnets.core.memory.step_peak_bytes`) and the gradients, which are compared
-with plain autograd's; it is also the warm-up for the timed repeats; a last forward gives the bytes
-saved for backward (:func:`revnets.core.memory.saved_bytes`).
+Each (method, depth) runs in a fresh process, and the methods take turns: ``--rounds`` rounds, each running
+every method once in a rotated order, so that a slow spell of a shared machine hits them alike. In its
+process a configuration's first training step (forward, loss, backward) gives the peak resident memory
+(:func:`revnets.core.memory.step_peak_bytes`) and the gradients; it is also the warm-up for the timed
+steps; one more step gives the allocated peak (:func:`revnets.core.memory.allocated_peak_bytes`, the same in
+every run) and a last forward the bytes saved for backward (:func:`revnets.core.memory.saved_bytes`).
+Gradients are compared with plain autograd in float64 on the same weights and input, so the column shows
+each float32 method's rounding, plain autograd's included.
 
 Usage:
-    python scripts/benchmark_engine.py                # 2x32x64x64x64, depths 4 8 16 32, on CPU
+    python scripts/benchmark_engine.py                # 1x32x32x32x32, depths 4 8 16 32, 5 steps, 1 round
     python scripts/benchmark_engine.py --quick        # tiny sizes, for a demo; never writes docs
     python scripts/benchmark_engine.py --write-docs   # also update docs/BENCHMARKS.md and the plot
 """
@@ -40,14 +44,13 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
+from benchmark_docs import MALLOC_ENV, cpu_name, logical_cores, track_live_tensors, write_section
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from benchmark_docs import MALLOC_ENV, cpu_name, logical_cores, track_live_tensors, write_section
-
 from revnets.blocks import ResidualFunction
-from revnets.core import AdditiveCoupling, ReversibleSequence
-from revnets.core.memory import in_fresh_process, saved_bytes, step_peak_bytes
+from revnets.core import AdditiveCoupling, Form, ReversibleSequence
+from revnets.core.memory import allocated_peak_bytes, in_fresh_process, saved_bytes, step_peak_bytes
 
 METHODS = ("revnets", "plain", "checkpoint", "memcnn", "revtorch")
 REFERENCE = "plain"
@@ -76,6 +79,7 @@ class Config:
     threads: int
     repeats: int
     seed: int
+    dtype: str = "float32"
 
 
 @dataclass
@@ -85,10 +89,12 @@ class Measurement:
     method: str
     depth: int
     saved_bytes: int | None = None
+    allocated_bytes: int | None = None
     peak_bytes: int | None = None
     step_seconds: float | None = None
     grad_error: float | None = None
     failure: str | None = None
+    steps: int = 0
 
 
 def import_external(name: str) -> ModuleType:
@@ -145,7 +151,8 @@ def build_stack(method: str, pairs: list[tuple[nn.Module, nn.Module]]) -> nn.Mod
     """
     if method in ("revnets", "plain", "checkpoint"):
         blocks = [AdditiveCoupling(f, g) for f, g in pairs]
-        return ReversibleSequence(*blocks, memory_saving=method == "revnets", checkpointing=method == "checkpoint")
+        form = {"revnets": Form.REVERSIBLE, "plain": Form.PLAIN, "checkpoint": Form.CHECKPOINTED}[method]
+        return ReversibleSequence(*blocks, form=form)
     if method == "memcnn":
         memcnn = import_external("memcnn")
         return nn.Sequential(
@@ -178,20 +185,21 @@ def synchronize(device: torch.device) -> None:
 
 
 def measure(config: Config) -> dict[str, object]:
-    """Peak memory, gradients, median step time and saved bytes of one configuration (run in a fresh process)."""
+    """Peak memories, gradients, step times and saved bytes of one configuration (run in a fresh process)."""
     torch.set_num_threads(config.threads)
     warnings.filterwarnings("ignore", message="TypedStorage is deprecated")  # memcnn frees inputs through .storage()
     device = torch.device(config.device)
+    dtype = getattr(torch, config.dtype)
     pairs = residual_pairs(config.depth, config.shape[1], len(config.shape) - 2, config.seed)
     stem = ChannelGain(config.shape[1], len(config.shape) - 2)
-    model = nn.Sequential(stem, build_stack(config.method, pairs)).to(device)
-    x = torch.randn(config.shape, generator=torch.Generator().manual_seed(config.seed)).to(device)
+    model = nn.Sequential(stem, build_stack(config.method, pairs)).to(device, dtype)
+    x = torch.randn(config.shape, generator=torch.Generator().manual_seed(config.seed)).to(device, dtype)
     x.requires_grad_(True)
 
     peak = step_peak_bytes(lambda: training_step(model, x), device)
     params = chain(stem.parameters(), *(chain(f.parameters(), g.parameters()) for f, g in pairs))
     # numpy arrays travel back by value; tensors would be shared through file descriptors of this process
-    grads = [t.grad.detach().cpu().numpy().copy() for t in (x, *params)]
+    grads = [t.grad.detach().cpu().double().numpy().copy() for t in (x, *params)]
 
     seconds = []
     for _ in range(config.repeats):
@@ -201,8 +209,11 @@ def measure(config: Config) -> dict[str, object]:
         synchronize(device)
         seconds.append(time.perf_counter() - start)
 
+    if config.dtype == "float64":  # the gradient reference: nothing else is measured
+        return {"peak": peak, "allocated": None, "seconds": seconds, "saved": None, "grads": grads}
+    allocated = allocated_peak_bytes(lambda: training_step(model, x)) if device.type == "cpu" else None
     saved = saved_bytes(model, x) if config.method in HOOK_VISIBLE else None
-    return {"peak": peak, "seconds": statistics.median(seconds), "saved": saved, "grads": grads}
+    return {"peak": peak, "allocated": allocated, "seconds": seconds, "saved": saved, "grads": grads}
 
 
 def relative_error(a: list[Tensor], b: list[Tensor]) -> float:
@@ -211,32 +222,43 @@ def relative_error(a: list[Tensor], b: list[Tensor]) -> float:
 
 
 def run_configs(configs: list[Config], timeout: float) -> list[Measurement]:
-    """Measure each configuration in its own process; gradients are compared with the reference of that depth.
+    """Measure each configuration in its own process; one Measurement per (method, depth) over all rounds.
 
-    Configurations must list the reference method first within each depth.
+    Gradients are compared with the float64 configuration of the same depth, which must come first. Peaks
+    and step times are medians over the rounds' processes and steps.
     """
     track_live_tensors()
     reference: dict[int, list[Tensor]] = {}
-    measurements = []
+    results: dict[tuple[str, int], list[dict[str, object]]] = {}
+    failures: dict[tuple[str, int], str] = {}
     progress = tqdm(configs, desc="configurations", unit="config")
     for config in progress:
-        progress.set_postfix(method=config.method, depth=config.depth)
+        progress.set_postfix(method=config.method, depth=config.depth, dtype=config.dtype)
+        key = (config.method, config.depth)
         try:
             result = in_fresh_process(measure, config, timeout=timeout)
         except (RuntimeError, TimeoutError) as error:
-            measurements.append(Measurement(config.method, config.depth, failure=str(error)))
+            if config.dtype == "float32":
+                failures.setdefault(key, str(error))
             continue
         grads = [torch.from_numpy(g) for g in result["grads"]]
-        if config.method == REFERENCE:
+        if config.dtype == "float64":
             reference[config.depth] = grads
-            grad_error = None
-        elif config.depth in reference:
-            grad_error = relative_error(grads, reference[config.depth])
-        else:
-            grad_error = None
-        measurements.append(
-            Measurement(config.method, config.depth, result["saved"], result["peak"], result["seconds"], grad_error)
-        )
+            continue
+        result["grad_error"] = relative_error(grads, reference[config.depth]) if config.depth in reference else None
+        results.setdefault(key, []).append(result)
+    measurements = []
+    for method, depth in dict.fromkeys((c.method, c.depth) for c in configs if c.dtype == "float32"):
+        runs = results.get((method, depth))
+        if not runs:
+            measurements.append(Measurement(method, depth, failure=failures.get((method, depth), "no result")))
+            continue
+        seconds = [s for run in runs for s in run["seconds"]]
+        measurements.append(Measurement(
+            method, depth, runs[0]["saved"], runs[0]["allocated"],
+            int(statistics.median(run["peak"] for run in runs)),
+            statistics.median(seconds) if seconds else None, runs[0]["grad_error"], steps=len(seconds),
+        ))
     return measurements
 
 
@@ -245,22 +267,29 @@ def _mib(value: int | None) -> str:
 
 
 def markdown_table(measurements: list[Measurement]) -> str:
-    """One row per (depth, method), with the time relative to plain autograd at that depth."""
-    plain_time = {m.depth: m.step_seconds for m in measurements if m.method == REFERENCE and m.step_seconds}
+    """One row per (depth, method), with the time relative to plain autograd and to RevTorch at that depth."""
+    def times(method: str) -> dict[int, float]:
+        return {m.depth: m.step_seconds for m in measurements if m.method == method and m.step_seconds}
+
+    plain_time, revtorch_time = times(REFERENCE), times("revtorch")
     lines = [
-        "| depth | method | saved for backward (MiB) | peak step memory (MiB) | step time (s) | time / plain "
-        "| max rel. grad error vs plain |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| depth | method | saved for backward (MiB) | allocated peak (MiB) | peak resident (MiB) | step time (s) "
+        "| time / plain | time / RevTorch | max rel. grad error vs float64 |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in measurements:
         if m.failure is not None:
-            lines.append(f"| {m.depth} | {m.method} | failed: {m.failure} | | | | |")
+            lines.append(f"| {m.depth} | {m.method} | failed: {m.failure} | | | | | | |")
             continue
-        ratio = f"{m.step_seconds / plain_time[m.depth]:.2f}" if m.depth in plain_time else "n/a"
-        error = "reference" if m.method == REFERENCE else ("n/a" if m.grad_error is None else f"{m.grad_error:.1e}")
+
+        def ratio(base: dict[int, float], m: Measurement = m) -> str:
+            return f"{m.step_seconds / base[m.depth]:.2f}" if m.step_seconds and m.depth in base else "n/a"
+
+        time_text = "n/a" if m.step_seconds is None else f"{m.step_seconds:.2f}"
+        error = "n/a" if m.grad_error is None else f"{m.grad_error:.1e}"
         lines.append(
-            f"| {m.depth} | {m.method} | {_mib(m.saved_bytes)} | {_mib(m.peak_bytes)} | {m.step_seconds:.2f} "
-            f"| {ratio} | {error} |"
+            f"| {m.depth} | {m.method} | {_mib(m.saved_bytes)} | {_mib(m.allocated_bytes)} | {_mib(m.peak_bytes)} "
+            f"| {time_text} | {ratio(plain_time)} | {ratio(revtorch_time)} | {error} |"
         )
     return "\n".join(lines)
 
@@ -271,7 +300,11 @@ def _by_depth(measurements: list[Measurement], method: str) -> dict[int, Measure
 
 def _worst_ratio(ours: dict[int, Measurement], theirs: dict[int, Measurement], field: str) -> tuple[float, int] | None:
     """The largest ``ours / theirs`` of ``field`` over the depths both have, and its depth."""
-    ratios = [(getattr(ours[d], field) / getattr(theirs[d], field), d) for d in sorted(ours.keys() & theirs.keys())]
+    ratios = [
+        (getattr(ours[d], field) / getattr(theirs[d], field), d)
+        for d in sorted(ours.keys() & theirs.keys())
+        if getattr(ours[d], field) and getattr(theirs[d], field)
+    ]
     return max(ratios) if ratios else None
 
 
@@ -290,12 +323,14 @@ def target_checks(measurements: list[Measurement]) -> list[str]:
         f"{'met' if flat else 'MISSED'}: peak x{growth:.2f}, saved {', '.join(_mib(s) for s in sorted(saved))} MiB."
     )
     rules = [
-        ("Step time <= 1.3x plain autograd", "plain", "step_seconds", 1.3),
-        ("Less peak memory than checkpointing", "checkpoint", "peak_bytes", 1.0),
-        ("Peak memory no worse than memcnn", "memcnn", "peak_bytes", 1.0),
-        ("Step time no worse than memcnn", "memcnn", "step_seconds", 1.0),
-        ("Peak memory no worse than RevTorch", "revtorch", "peak_bytes", 1.0),
-        ("Step time no worse than RevTorch", "revtorch", "step_seconds", 1.0),
+        ("Step time <= 1.3x plain autograd (shared cores, upper bound)", "plain", "step_seconds", 1.3),
+        ("Step time <= 1.05x RevTorch (shared cores, upper bound)", "revtorch", "step_seconds", 1.05),
+        ("Step time no worse than memcnn (shared cores, upper bound)", "memcnn", "step_seconds", 1.0),
+        ("Less peak resident memory than checkpointing", "checkpoint", "peak_bytes", 1.0),
+        ("Peak resident memory no worse than memcnn", "memcnn", "peak_bytes", 1.0),
+        ("Peak resident memory no worse than RevTorch", "revtorch", "peak_bytes", 1.0),
+        ("Allocated peak no worse than memcnn", "memcnn", "allocated_bytes", 1.0),
+        ("Allocated peak no worse than RevTorch", "revtorch", "allocated_bytes", 1.0),
     ]
     for name, other, field, bound in rules:
         worst = _worst_ratio(ours, _by_depth(measurements, other), field)
@@ -329,7 +364,8 @@ def docs_section(command: str, machine: str, args: argparse.Namespace, table: st
     )
     threads = f"torch.set_num_threads({args.threads}) in each process" + (
         f" on {logical_cores()} cores shared with other jobs: a second OpenMP thread waits at every barrier for a "
-        "descheduled peer, which made steps slower than one thread" if args.device == "cpu" and args.threads < logical_cores()
+        "descheduled peer, which made steps slower than one thread"
+        if args.device == "cpu" and args.threads < logical_cores()
         else ""
     )
     skipped_lines = [f"- {method} skipped: {reason}" for method, reason in skipped.items()]
@@ -343,9 +379,16 @@ def docs_section(command: str, machine: str, args: argparse.Namespace, table: st
         f"- Command: `{command}`",
         f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- Machine: {machine}",
-        f"- Peak memory: {where}; it includes the parameter gradients and the input gradient.",
-        f"- Step time: median of {args.repeats} steps after a warm-up step (the one whose peak is measured), "
-        f"{threads}. The machine is shared: other jobs ran on its cores at the same time, so timings are noisy.",
+        f"- Peak resident memory: {where}; median over the rounds; it includes the parameter gradients and the "
+        "input gradient.",
+        "- Allocated peak: `revnets.core.memory.allocated_peak_bytes` of one step (the profiler's allocation and "
+        "free events: every tensor and workspace with its exact size, touched or not; the same in every run).",
+        f"- Step time: median of {args.repeats} steps per process over {args.rounds} round(s) after a warm-up step "
+        f"(the one whose peak is measured), {threads}. Methods take turns in each round, each in a fresh process."
+        + (" **Shared cores, upper bound**: other jobs ran on the cores at the same time." if args.shared else ""),
+        "- Gradient error: the largest `max|g - g64| / max|g64|` over the input gradient, the gain and every "
+        "parameter, against plain autograd in float64 on the same weights and input: plain float32 shows the "
+        "rounding any float32 method has.",
         "- Saved for backward: `revnets.core.memory.saved_bytes` of the forward. memcnn and RevTorch keep their "
         "tensors as attributes of the autograd context, which `saved_tensors_hooks` cannot see (n/a); their peak "
         "column shows what they hold.",
@@ -411,11 +454,17 @@ def plot(measurements: list[Measurement], path: Path, title: str) -> None:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line, with ``--quick`` expanded into its sizes; exits with a one-line reason on bad input."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", type=int, nargs="+", default=[2, 32, 64, 64, 64],
+    parser.add_argument("--shape", type=int, nargs="+", default=[1, 32, 32, 32, 32],
                         help="input shape B C *spatial (C even; 2 or 3 spatial sizes)")
     parser.add_argument("--depths", type=int, nargs="+", default=[4, 8, 16, 32], help="coupling blocks per stack")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--repeats", type=int, default=3, help="timed steps after the warm-up step")
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps after the warm-up step, per process")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="rounds in which every method runs once in its own process, in rotated order")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the float64 gradient reference (and the gradient column)")
+    parser.add_argument("--shared", action="store_true",
+                        help="say in the docs that other jobs shared the machine (timings are upper bounds)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch.set_num_threads in every process; 1 where other jobs share the cores, whose "
@@ -423,13 +472,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per configuration")
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes (1x8x32x32x32, depths 2 4, 1 timed step) for a demo")
+                        help="tiny sizes (1x8x16x16x16, depths 2 4, 1 timed step) for a demo")
     parser.add_argument("--write-docs", action="store_true", help=f"write {DOCS.relative_to(REPO_ROOT)} and the plot")
     args = parser.parse_args(argv)
     if args.quick and args.write_docs:
         parser.error("--quick is a demo and never writes docs; drop --write-docs.")
     if args.quick:
-        args.shape, args.depths, args.repeats = [1, 8, 32, 32, 32], [2, 4], 1
+        args.shape, args.depths, args.repeats = [1, 8, 16, 16, 16], [2, 4], 1
     if len(args.shape) not in (4, 5) or args.shape[1] % 2:
         parser.error(f"--shape must be B C plus 2 or 3 spatial sizes with C even, got {args.shape}.")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -438,13 +487,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def configurations(args: argparse.Namespace, methods: list[str]) -> list[Config]:
-    """Every (depth, method), the reference method first within each depth."""
-    ordered = sorted(methods, key=lambda m: m != REFERENCE)
-    return [
-        Config(method, depth, tuple(args.shape), args.device, args.threads, args.repeats, args.seed)
-        for depth in args.depths
-        for method in ordered
-    ]
+    """Per depth: the float64 reference, then ``args.rounds`` rounds of every method, rotated each round."""
+    def config(method: str, depth: int, **changes: object) -> Config:
+        fields = dict(shape=tuple(args.shape), device=args.device, threads=args.threads, repeats=args.repeats,
+                      seed=args.seed) | changes
+        return Config(method, depth, **fields)
+
+    configs = []
+    for depth in args.depths:
+        if not args.no_reference:
+            configs.append(config(REFERENCE, depth, dtype="float64", repeats=0))
+        for round_index in range(args.rounds):
+            shift = round_index % len(methods)
+            configs.extend(config(method, depth) for method in methods[shift:] + methods[:shift])
+    return configs
 
 
 def main(argv: list[str] | None = None) -> int:

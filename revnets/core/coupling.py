@@ -45,7 +45,8 @@ class _Coupling(InvertibleModule):
                 f"{type(self).__name__} needs an even number of channels in dim 1 of a (B, C, *spatial) "
                 f"tensor, got shape {tuple(t.shape)}."
             )
-        return t.chunk(2, dim=1)
+        first, second = t.chunk(2, dim=1)
+        return first, second
 
     def _head(self, fn: nn.Module, name: str, x: Tensor) -> Tensor:
         h = fn(x)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -88,7 +89,7 @@ def _only_holder(t: Tensor, unshared_users: int) -> bool:
     """True when no other tensor (the caller's output, a view, a ``.detach()``, another branch's gradient)
     shares ``t``'s memory, so the backward may write over it; ``t`` must also be dense."""
     return (
-        t._use_count() == 1
+        t._use_count() == 1  # type: ignore[attr-defined]
         and _storage_users(t) == unshared_users
         and t.is_contiguous()
         and t.untyped_storage().nbytes() == t.numel() * t.element_size()
@@ -215,7 +216,7 @@ class ReversibleSequence(nn.Module):
     def inverse(self, y: Tensor) -> Tensor:
         """The input ``x`` with ``forward(x) == y``, through the blocks' inverses in reverse order."""
         for block in reversed(self.blocks):
-            y = block.inverse(y)
+            y = cast(InvertibleModule, block).inverse(y)
         return y
 
     def extra_repr(self) -> str:
