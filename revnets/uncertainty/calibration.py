@@ -80,7 +80,7 @@ def combine_diagrams(diagrams: list[ReliabilityDiagram]) -> ReliabilityDiagram:
     edges = diagrams[0].edges
     if any(d.edges.shape != edges.shape or not np.allclose(d.edges, edges) for d in diagrams):
         raise ValueError("reliability diagrams with different bins cannot be combined.")
-    counts = sum(d.counts for d in diagrams)
+    counts = np.sum([d.counts for d in diagrams], axis=0)
 
     def pooled(values: str) -> np.ndarray:
         total = sum(np.nan_to_num(getattr(d, values)) * d.counts for d in diagrams)

@@ -51,7 +51,7 @@ def tissue_neighbourhood(raters: np.ndarray, margin: int = 2) -> np.ndarray:
     Scores over this region ignore the easy, empty background far from the tissue.
     """
     foreground = (np.asarray(raters) > 0).any(0)
-    return ndimage.binary_dilation(foreground, iterations=margin) if margin else foreground
+    return np.asarray(ndimage.binary_dilation(foreground, iterations=margin) if margin else foreground)
 
 
 def auroc(scores: np.ndarray, positives: np.ndarray) -> float:
