@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,28 +95,28 @@ def run_bundle(configs: list[Path], settings: dict[str, object]) -> float:
     return (time.perf_counter() - start) / 60
 
 
-def read_metrics(path: Path) -> dict[str, float]:
-    """MONAI ``MetricsSaver``'s ``metrics.csv``: the scalar metrics by name."""
-    metrics = {}
+def read_metrics(path: Path) -> dict[str, float | list[float]]:
+    """MONAI ``MetricsSaver``'s ``metrics.csv``: the metrics by name (per-class ones as lists)."""
+    metrics: dict[str, float | list[float]] = {}
     for line in path.read_text().splitlines():
         name, value = line.split(",", 1)
-        try:
+        if value.startswith("tensor("):  # a per-class metric, written as the repr of a tensor
+            metrics[name] = [float(v) for v in value.removeprefix("tensor([").removesuffix("])").split(",")]
+        else:
             metrics[name] = float(value)
-        except ValueError:  # a per-class tensor, reported by its own csv files
-            continue
     return metrics
 
 
 def plot_curves(history: dict, path: Path, title: str) -> None:
     """Training loss per epoch and the validation key metric where validation ran."""
     epochs = history["epochs"]
-    figure, (loss_axes, metric_axes) = plt.subplots(1, 2, figsize=(9, 3.2))
+    figure, (loss_axes, metric_axes) = plt.subplots(1, 2, figsize=(9, 3.6))
     loss_axes.plot([e["epoch"] for e in epochs], [e["train_loss"] for e in epochs], marker=".")
     loss_axes.set(xlabel="epoch", ylabel="training loss", title="training")
     validated = [e for e in epochs if "val_mean_dice" in e]
     metric_axes.plot([e["epoch"] for e in validated], [e["val_mean_dice"] for e in validated], marker="o")
     metric_axes.set(xlabel="epoch", ylabel="val_mean_dice", title="validation (held-out part)", ylim=(0, 1))
-    figure.suptitle(title, fontsize=9)
+    figure.suptitle(textwrap.fill(title, 110), fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -127,7 +129,10 @@ def install(bundle: Path, work: Path, record: dict) -> None:
     plot_curves(record["history"], bundle / "docs" / "training_curves.png", record["command"])
     metadata_file = bundle / "configs" / "metadata.json"
     metadata = json.loads(metadata_file.read_text())
-    metadata["eval_metrics"] = {name: round(value, 4) for name, value in record["held_out"].items()}
+    metadata["eval_metrics"] = {
+        name: [round(v, 4) for v in value] if isinstance(value, list) else round(value, 4)
+        for name, value in record["held_out"].items()
+    }
     metadata_file.write_text(json.dumps(metadata, indent=2) + "\n")
 
 
@@ -152,7 +157,7 @@ def main() -> None:
     evaluate = {**common, "output_dir": str(work / "evaluate"), "ckpt_dir": str(work / "train" / "models")}
     run_bundle([bundle / "configs" / "train.json", bundle / "configs" / "evaluate.json"], evaluate)
 
-    flags = " ".join(overrides(recipe.overrides))
+    flags = shlex.join(overrides(recipe.overrides))
     record = {
         "command": f"python -m monai.bundle run --config_file configs/train.json --dataset_dir DIR {flags}",
         "data": description,
