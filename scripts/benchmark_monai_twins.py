@@ -390,9 +390,10 @@ def learning_table(results: Results, nets: list[str]) -> tuple[str, list[str]]:
             f"| {name} | {a['dice']:.3f} | {b['dice']:.3f} | {diff:+.3f} | {a['final_loss']:.3f} / "
             f"{b['final_loss']:.3f} | {a['seconds']:.0f} / {b['seconds']:.0f} |"
         )
+        verdict = "met" if abs(diff) <= 0.02 else "NOT met: the twin is ahead" if diff > 0 else "NOT met"
         checks.append(
             f"- {name}: held-out Dice {b['dice']:.3f} (twin) vs {a['dice']:.3f} (MONAI), difference {diff:+.3f} "
-            f"(target within 0.02: {'met' if abs(diff) <= 0.02 or diff > 0 else 'NOT met'})."
+            f"(target within 0.02: {verdict})."
         )
     return "\n".join(rows), checks
 
