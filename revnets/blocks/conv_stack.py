@@ -9,13 +9,19 @@ by ``couplings``; its ``form`` (:class:`~revnets.core.Form`) says how the coupli
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import torch
+import torch.nn.functional as F
 from monai.networks.layers.factories import Conv
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from revnets.blocks.norm import norm_layer
 from revnets.core import AdditiveCoupling, Form, ReversibleSequence
+
+UPSAMPLE_MODES = {2: "bilinear", 3: "trilinear"}
 
 
 class ConvUnit(nn.Sequential):
@@ -82,6 +88,9 @@ class ConvStack(nn.Module):
                 *(ConvUnit(spatial_dims, in_channels if i == 0 else out_channels, out_channels, norm) for i in range(depth))
             )
 
+        self.couplings = couplings
+        self.spatial_dims = spatial_dims
+
     def _run(self, x: Tensor) -> Tensor:
         return self.units(self.project(x))
 
@@ -89,3 +98,41 @@ class ConvStack(nn.Module):
         if self.form is Form.CHECKPOINTED and torch.is_grad_enabled():
             return checkpoint(self._run, x, use_reentrant=False)
         return self._run(x)
+
+    def forward_upsampled(self, x: Tensor) -> Tensor:
+        """The stack on ``x`` upsampled by 2 (:func:`upsample`): ``(B, in_channels, *S) -> (B, out_channels, *2S)``.
+
+        With couplings, a 1x1 projection that reduces channels runs before the upsampling: both are linear and
+        the interpolation weights of every output voxel sum to 1, so the order changes only float rounding,
+        while the wide input is never upsampled, stored for backward or given a gradient at the fine size.
+        """
+        if self.couplings and self.form is not Form.CHECKPOINTED and self._reduces_channels():
+            return self.units(upsample(self.project(x)))
+        return self(upsample(x))
+
+    def forward_concatenated(self, parts: Sequence[Tensor]) -> Tensor:
+        """The stack on ``torch.cat(parts, dim=1)``, each ``(B, C_k, *S)`` with ``sum(C_k) == in_channels``.
+
+        With couplings, the 1x1 projection runs on each part with its slice of the weights and sums the
+        results, so the concatenation (a copy of every part, stored for backward) is never made.
+        """
+        if not (self.couplings and self.form is not Form.CHECKPOINTED):
+            return self(torch.cat(list(parts), dim=1))
+        conv = cast(nn.Conv2d, self.project)
+        weights = torch.split(conv.weight, [part.shape[1] for part in parts], dim=1)
+        projected = self._conv(parts[0], weights[0], conv.bias)
+        for part, weight in zip(parts[1:], weights[1:]):
+            projected = projected + self._conv(part, weight, None)
+        return self.units(projected)
+
+    def _reduces_channels(self) -> bool:
+        conv = cast(nn.Conv2d, self.project)
+        return conv.out_channels < conv.in_channels
+
+    def _conv(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        return (F.conv2d if self.spatial_dims == 2 else F.conv3d)(x, weight, bias)
+
+
+def upsample(x: Tensor, factor: int = 2) -> Tensor:
+    """``(B, C, *S) -> (B, C, *S * factor)``, (bi/tri)linear, ``align_corners=False``."""
+    return F.interpolate(x, scale_factor=factor, mode=UPSAMPLE_MODES[x.dim() - 2], align_corners=False)

@@ -37,17 +37,14 @@ import torch.nn.functional as F
 from monai.networks.layers.factories import Conv, Pool
 from torch import Tensor, nn
 
-from revnets.blocks.conv_stack import ConvStack
+from revnets.blocks.conv_stack import UPSAMPLE_MODES, ConvStack
 from revnets.core.form import Form, resolve_form
 from revnets.models.losses import pick_annotator
 from revnets.models.protocol import Sampling, SegmentationLoss, TrainingLoss
 
-UPSAMPLE_MODES = {2: "bilinear", 3: "trilinear"}
 
-
-def _upsample(x: Tensor, factor: int = 2) -> Tensor:
-    """``(B, C, *S) -> (B, C, *S * factor)``, (bi/tri)linear."""
-    return F.interpolate(x, scale_factor=factor, mode=UPSAMPLE_MODES[x.dim() - 2], align_corners=False)
+def _stack(stacks: nn.ModuleList, index: int) -> ConvStack:
+    return cast(ConvStack, stacks[index])
 
 
 @dataclass
@@ -121,10 +118,11 @@ class LatentHierarchy(nn.Module):
         mu, sigma = list(z), list(z)
         below: Tensor | None = None
         for i in reversed(range(levels)):
-            h = features[i]
-            if below is not None:
-                h = torch.cat([h, self.lift[i](_upsample(below))], dim=1)
-            h = self.blocks[i](h)
+            if below is None:
+                h = self.blocks[i](features[i])
+            else:
+                lifted = _stack(self.lift, i).forward_upsampled(below)
+                h = _stack(self.blocks, i).forward_concatenated([features[i], lifted])
             mu[i], sigma[i] = self.mu[i](h), F.softplus(self.sigma[i](h))
             eps = torch.randn_like(mu[i]) if noise is None else noise[i].to(mu[i])
             z[i] = mu[i] + sigma[i] * eps
@@ -174,13 +172,13 @@ class Likelihood(nn.Module):
         lifted = []
         for i, zi in enumerate(z):
             h = self.read[i](zi)
-            for step in cast(nn.ModuleList, self.lift[i]):
-                h = step(_upsample(h))
+            for step in cast(list[ConvStack], self.lift[i]):
+                h = step.forward_upsampled(h)
             lifted.append(h)
         combined = [lifted[-1]]
         for i in reversed(range(len(z) - 1)):
-            up = self.up[i](_upsample(combined[0]))
-            combined.insert(0, self.combine[i](torch.cat([lifted[i], up], dim=1)))
+            up = _stack(self.up, i).forward_upsampled(combined[0])
+            combined.insert(0, _stack(self.combine, i).forward_concatenated([lifted[i], up]))
         logits = []
         for i, h in enumerate(combined):
             s = self.heads[i](h)
