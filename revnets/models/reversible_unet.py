@@ -28,9 +28,8 @@ from monai.networks.layers.factories import Conv
 from torch import Tensor, nn
 
 from revnets.core import AdditiveCoupling, Form, InvertibleDownsample, InvertibleUpsample, ReversibleSequence
-from revnets.models.losses import default_segmentation_loss, pick_annotator
-from revnets.models.protocol import Sampling, SegmentationLoss, TrainingLoss
-from revnets.models.sampling import check_output_activation, sample_probabilities
+from revnets.models.deterministic import DeterministicSegmentation
+from revnets.models.sampling import check_output_activation
 
 
 class StridedConvTransition(nn.Module):
@@ -99,7 +98,7 @@ Transition = Callable[[int, int], nn.Module]
 """Builds the transition between a level of ``channels`` and the next of ``next_channels``."""
 
 
-class ReversibleUNet(nn.Module):
+class ReversibleUNet(DeterministicSegmentation):
     """U-Net with a reversible sequence of additive couplings at every encoder and decoder level.
 
     Satisfies :class:`~revnets.models.SegmentationModel`; samples are drawn by MC dropout and test-time flips.
@@ -120,8 +119,6 @@ class ReversibleUNet(nn.Module):
             under ordinary autograd) or checkpointed (each coupling under ``torch.utils.checkpoint``).
         output_activation: ``"softmax"`` or ``"sigmoid"``, used by :meth:`sample`.
     """
-
-    sampling = Sampling.DROPOUT_FLIPS
 
     def __init__(
         self,
@@ -207,28 +204,3 @@ class ReversibleUNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``(B, in_channels, *spatial) -> (B, out_channels, *spatial)`` logits."""
         return self.decode(self.encode(x))
-
-    def sample(self, x: Tensor, num_samples: int, flips: bool = True) -> Tensor:
-        """Class probabilities ``(N, B, C, *spatial)`` from MC dropout (active where ``dropout > 0``) and
-        test-time flips of ``x`` ``(B, in_channels, *spatial)``; reproducible under ``torch.manual_seed``."""
-        return sample_probabilities(self, x, num_samples, self.output_activation, flips)
-
-    def training_loss(
-        self, x: Tensor, y: Tensor, segmentation_loss: SegmentationLoss | None = None
-    ) -> TrainingLoss:
-        """``segmentation_loss(logits, y)`` (default Dice + CE) of images ``(B, in_channels, *S)``.
-
-        With a softmax output, ``y`` is class indices ``(B, M, *S)`` of ``M`` annotators, one drawn per
-        image; with a sigmoid output, ``y`` is the ``(B, out_channels, *S)`` binary label maps.
-        """
-        return self.loss_of_output(self(x), x, y, segmentation_loss)
-
-    def loss_of_output(
-        self, output: Tensor, x: Tensor, y: Tensor, segmentation_loss: SegmentationLoss | None = None
-    ) -> TrainingLoss:
-        """:meth:`training_loss` given this network's ``output = self(x)``."""
-        loss = segmentation_loss or default_segmentation_loss(self.output_activation)
-        if self.output_activation == "softmax":
-            y = pick_annotator(x, y)
-        segmentation = loss(output, y)
-        return TrainingLoss(segmentation, {"segmentation": segmentation})

@@ -21,9 +21,9 @@ from torch import Tensor, nn
 from torch.nn.functional import interpolate
 
 from revnets.core import Form
+from revnets.models.deterministic import DeterministicSegmentation
 from revnets.models.sampling import check_output_activation
 from revnets.nets.couplings import same_shape_couplings
-from revnets.nets.segmentation import TwinSegmentation
 from revnets.nets.stage import ShortcutStage, Stage
 
 Kernel = Sequence[int] | int
@@ -44,11 +44,13 @@ class _ConvNormAct(nn.Module):
 
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
         if self.transp_conv is not None:
+            if skip is None:
+                raise ValueError("an upsampling decoder step needs the encoder's skip tensor.")
             x = torch.cat((self.transp_conv(x), skip), dim=1)
         return self.act(self.norm(self.conv(x)))
 
 
-class DynUNet(TwinSegmentation):
+class DynUNet(DeterministicSegmentation):
     """Reversible twin of ``monai.networks.nets.DynUNet``: same arguments, same input/output contract.
 
     ``(B, in_channels, *S) -> (B, out_channels, *S / strides[0])`` logits; in training mode with

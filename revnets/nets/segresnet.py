@@ -17,9 +17,9 @@ from monai.utils import UpsampleMode
 from torch import Tensor, nn
 
 from revnets.core import Form
+from revnets.models.deterministic import DeterministicSegmentation
 from revnets.models.sampling import check_output_activation
 from revnets.nets.couplings import same_shape_couplings
-from revnets.nets.segmentation import TwinSegmentation
 from revnets.nets.stage import Stage
 
 
@@ -35,7 +35,7 @@ class _UpsampleAdd(nn.Module):
         return x if skip is None else x + skip
 
 
-class SegResNet(TwinSegmentation):
+class SegResNet(DeterministicSegmentation):
     """Reversible twin of ``monai.networks.nets.SegResNet``: same arguments, same input/output contract.
 
     ``(B, in_channels, *S) -> (B, out_channels, *S)`` logits (``init_filters`` channels without

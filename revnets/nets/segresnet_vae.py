@@ -128,7 +128,7 @@ class SegResNetVAE(SegResNet):
             sigma = F.softplus(self.vae_fc2(x))
             regulariser = 0.5 * torch.mean(mean**2 + sigma**2 - torch.log(1e-8 + sigma**2) - 1)
         else:
-            sigma = self.vae_default_std
+            sigma = torch.full_like(mean, self.vae_default_std)
             regulariser = torch.mean(mean**2)
         x = self.vae_act(self.vae_fc3(mean + sigma * noise))
         x = self.vae_fc_up_sample(x.view(-1, self.smallest_filters, *self.fc_insize))

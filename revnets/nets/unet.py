@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,9 +24,9 @@ from monai.networks.layers.factories import Act, Conv, Norm
 from torch import Tensor, nn
 
 from revnets.core import Form
+from revnets.models.deterministic import DeterministicSegmentation
 from revnets.models.sampling import check_output_activation
 from revnets.nets.couplings import same_padding, same_shape_couplings
-from revnets.nets.segmentation import TwinSegmentation
 from revnets.nets.stage import ShortcutStage, Stage
 
 
@@ -40,7 +41,7 @@ class _Concatenate(nn.Module):
         return self.module(torch.cat((skip, x), dim=1))
 
 
-class UNet(TwinSegmentation):
+class UNet(DeterministicSegmentation):
     """Reversible twin of ``monai.networks.nets.UNet``: same arguments, same input/output contract.
 
     ``(B, in_channels, *S) -> (B, out_channels, *S)`` logits; every spatial size a multiple of the product of
@@ -88,7 +89,9 @@ class UNet(TwinSegmentation):
         if len(strides) < len(channels) - 1:
             raise ValueError("UNet: strides needs len(channels) - 1 values.")
         if len(strides) > len(channels) - 1:
-            warnings.warn(f"UNet: the last {len(strides) - len(channels) + 1} values of strides are not used.")
+            warnings.warn(
+                f"UNet: the last {len(strides) - len(channels) + 1} values of strides are not used.", stacklevel=2
+            )
         for name, value in (("kernel_size", kernel_size), ("up_kernel_size", up_kernel_size)):
             if not isinstance(value, int) and len(value) != spatial_dims:
                 raise ValueError(f"UNet: {name} must have spatial_dims ({spatial_dims}) values, got {value}.")
@@ -100,7 +103,9 @@ class UNet(TwinSegmentation):
         self.form = Form.of(form)
         self.output_activation = check_output_activation(output_activation)
         self.size_divisor = int(np.lcm.reduce(np.prod([np.broadcast_to(s, spatial_dims) for s in strides], axis=0)))
-        layer = {"act": act, "norm": norm, "dropout": dropout, "bias": bias, "adn_ordering": adn_ordering}
+        layer: dict[str, Any] = {
+            "act": act, "norm": norm, "dropout": dropout, "bias": bias, "adn_ordering": adn_ordering
+        }
 
         def couplings(width: int, convolutions: int) -> list:
             return same_shape_couplings(
