@@ -1,4 +1,4 @@
-"""The ``revnets`` command: ``revnets predict``, ``revnets example``, ``revnets overlay`` and ``revnets bundles``.
+"""The ``revnets`` command: ``revnets predict``, ``example``, ``overlay``, ``bundles`` and ``plan``.
 
 A user error (missing or unreadable file, wrong shape, bad argument) prints one line ``revnets: error:
 ...`` and exits with code 2; nothing half-written is left behind. An interruption (Ctrl-C: SIGINT, or
@@ -133,6 +133,22 @@ def _parser() -> argparse.ArgumentParser:
     copy = bundle_commands.add_parser("copy", help="copy a shipped bundle to DIR/NAME")
     copy.add_argument("name", metavar="NAME", help="a shipped bundle's name")
     copy.add_argument("directory", type=Path, metavar="DIR", help="the folder to copy it into (created if missing)")
+
+    plan = commands.add_parser(
+        "plan", help="what fits a memory budget: training patch, batch, width and sliding window, per form",
+        description="Run a few small training steps of a bundle's network in each form, fit its memory against "
+        "voxels and channels, and print what fits --memory: the largest training patch (cube, and of the "
+        "bundle's patch shape), the batch size and the widest network at the bundle's patch, the largest "
+        f"sliding window and the windows per batch. Note: {BUNDLE_WARNING}.",
+    )
+    plan.add_argument("--bundle", required=True, help="a shipped bundle's name or a bundle folder")
+    plan.add_argument("--memory", required=True, help="the budget for tensors, e.g. 8GiB, 512MiB or 16GB")
+    plan.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to probe (default cpu)")
+    plan.add_argument(
+        "--forms", nargs="+", choices=("reversible", "plain", "checkpointed"),
+        default=["reversible", "plain", "checkpointed"], help="the forms to plan for (default all three)",
+    )
+    plan.add_argument("--trust-bundle", action="store_true", help="plan for a bundle folder that is not shipped")
     return parser
 
 
@@ -190,6 +206,17 @@ def _message(error: Exception) -> str:
     elif isinstance(error, ProtectedOutputError):
         message += " Choose another --output folder."
     return message
+
+
+def _plan(args: argparse.Namespace) -> None:
+    from revnets.planner import plan
+
+    result = plan(args.bundle, args.memory, device=args.device, forms=args.forms, trust=args.trust_bundle)
+    print(result.table())
+    patch = result.forms[0].patch
+    if patch is not None:
+        print(f"\nTo train the {result.forms[0].form.value} form at that patch: python -m monai.bundle run "
+              f"--config_file <bundle>/configs/train.json --patch_size \"{list(patch)}\"")
 
 
 def _bundles(args: argparse.Namespace) -> None:
@@ -256,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         with _terminal_manners():
-            {"predict": _predict, "example": _example, "overlay": _overlay, "bundles": _bundles}[args.command](args)
+            run = {"predict": _predict, "example": _example, "overlay": _overlay, "bundles": _bundles, "plan": _plan}
+            run[args.command](args)
     except (RevnetsError, FileExistsError, FileNotFoundError) as error:
         print(f"revnets: error: {_message(error)}", file=sys.stderr)
         return 2
