@@ -16,7 +16,7 @@ The means over crops are printed as JSON (and written with ``--output``).
 
 Usage:
     python scripts/evaluate_ct_bundle.py [--bundle bundles/lung_nodule_ct_revphiseg] [--weights FILE]
-        [--network-form plain] [--samples 16] [--cases 4] [--output FILE]
+        [--network-form plain] [--network-target revnets.models.PHiSeg] [--samples 16] [--cases 4] [--output FILE]
 """
 
 from __future__ import annotations
@@ -72,6 +72,9 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, default=REPO / "bundles" / "lung_nodule_ct_revphiseg")
     parser.add_argument("--weights", type=Path, default=None, help="default: the bundle's models/model.pt")
     parser.add_argument("--network-form", default=None, help="override network_def#form (e.g. plain)")
+    parser.add_argument(
+        "--network-target", default=None, help="override network_def#_target_ (e.g. revnets.models.PHiSeg, the twin)"
+    )
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--cases", type=int, default=4)
     parser.add_argument("--output", type=Path, default=None)
@@ -81,6 +84,8 @@ def main() -> None:
     config.read_config(str(args.bundle / "configs" / "inference.json"))
     if args.network_form is not None:
         config["network_def#form"] = args.network_form
+    if args.network_target is not None:
+        config["network_def#_target_"] = args.network_target
     network = config.get_parsed_content("network_def")
     weights = args.weights or args.bundle / "models" / "model.pt"
     network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))

@@ -148,8 +148,9 @@ def _exportable(bundle: Path) -> tuple[DeterministicPass, list[int], torch.Tenso
     network = parser.get_parsed_content("network_def")
     network.load_state_dict(torch.load(bundle / "models" / "model.pt", weights_only=True))
     k = max(network.size_divisor, 8)
-    shape = [1, network.in_channels, 2 * k, 2 * k, 2 * k]
-    other = torch.randn(1, network.in_channels, 3 * k, 2 * k, 4 * k)  # not the size the export was traced at
+    shape = [1, network.in_channels] + [2 * k] * network.spatial_dims
+    other_size = [3 * k, 2 * k, 4 * k][: network.spatial_dims]  # not the size the export was traced at
+    other = torch.randn(1, network.in_channels, *other_size)
     return DeterministicPass(network), shape, other
 
 
@@ -178,7 +179,7 @@ def test_ckpt_export_writes_torchscript_equal_to_the_eager_pass(bundle: Path, tm
 @pytest.mark.parametrize("bundle", BUNDLES, ids=lambda p: p.name)
 def test_onnx_export_with_dynamic_spatial_axes_matches_eager_at_another_size(bundle: Path, tmp_path: Path) -> None:
     eager, shape, other = _exportable(bundle)
-    axes = {0: "batch", 2: "x", 3: "y", 4: "z"}
+    axes = {0: "batch", **{2 + i: name for i, name in enumerate("xyz"[: len(shape) - 2])}}
     onnx_export(
         filepath=str(tmp_path / "model.onnx"),
         converter_kwargs={

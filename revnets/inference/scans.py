@@ -59,7 +59,7 @@ def find_scan(path: Path, in_channels: int, series_uid: str | None = None) -> Sc
             modalities whose shapes or affines disagree.
         revnets.io.DicomSeriesError: no usable DICOM series (see :func:`revnets.io.find_dicom_series`).
     """
-    if is_itk_scan(path) or path.name.lower().endswith(ITK_SUFFIXES):
+    if is_itk_scan(path):
         return _itk_scan(path, in_channels, series_uid)
     if path.is_dir():
         files = brats_case_files(path)[0]
