@@ -46,6 +46,8 @@ import numpy as np
 from revnets.errors import InputError, RevnetsError
 
 NIFTI_SUFFIX = re.compile(r"\.nii(\.gz)?$")
+AFFINE_TOLERANCE = 1e-4
+"""Largest difference between two affines' entries (mm) still taken as the same voxel grid (float32 headers)."""
 TEMPORARY_PREFIX = ".revnets-partial-"
 PARTIAL_SUFFIX = ".partial"
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}

@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 
 from revnets.errors import UserInputError
-from revnets.files import OutputUnit, open_nifti
+from revnets.files import AFFINE_TOLERANCE, OutputUnit, open_nifti
 
 MAP_TITLES = {
     "entropy": "predictive entropy (nats)",
@@ -110,7 +110,7 @@ def _matching(path: Path, reference: nib.Nifti1Image, reference_path: Path) -> n
             f"{path} has shape {image.shape} but {reference_path} has shape {reference.shape}: "
             "pass the files written for this scan."
         )
-    if not np.allclose(image.affine, reference.affine, atol=1e-3):
+    if not np.allclose(image.affine, reference.affine, atol=AFFINE_TOLERANCE):
         raise UserInputError(f"{path} is not in the space of {reference_path}: their affines differ.")
     return _finite(path, image.get_fdata(dtype=np.float32))
 

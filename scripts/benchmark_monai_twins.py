@@ -52,6 +52,7 @@ from torch import nn
 from revnets import nets as twin_nets
 from revnets.core.memory import in_fresh_process, saved_bytes, step_peak_bytes
 from revnets.data import mni_anatomy, tissue_raters
+from revnets.uncertainty import dice
 
 NNUNET_STRIDES = [[1, 1, 1]] + [[2, 2, 2]] * 4
 CONFIGS: dict[str, dict] = {
@@ -192,13 +193,9 @@ def held_out_dice(net: nn.Module, image: torch.Tensor, labels: torch.Tensor, sta
     context = max(start - roi // 2, 0)
     with torch.no_grad():
         logits = sliding_window_inference(image[..., context:], (roi,) * 3, 4, net, overlap=0.5)
-    prediction = logits.argmax(1)[..., start - context :]
-    truth = labels[:, 0, ..., start:]
-    dices = []
-    for tissue in (1, 2):
-        p, t = prediction == tissue, truth == tissue
-        dices.append(float(2 * (p & t).sum() / max(int(p.sum() + t.sum()), 1)))
-    return sum(dices) / len(dices)
+    prediction = logits.argmax(1)[0, ..., start - context :]
+    truth = labels[0, 0, ..., start:]
+    return float(dice(prediction, truth.long(), labels=(1, 2)).mean())
 
 
 def train(name: str, variant: str, steps: int, patch: int, batch: int, spacing: float) -> dict:

@@ -16,6 +16,7 @@ from monai.data import MetaTensor
 from monai.transforms import LoadImage, MapTransform
 
 from revnets.data.errors import DataError
+from revnets.files import AFFINE_TOLERANCE
 
 
 def case_folders(root: str | Path, layout: str) -> list[Path]:
@@ -73,7 +74,7 @@ class LoadAlignedImaged(MapTransform):
         self,
         keys: KeysCollection,
         reader: str | object | None = None,
-        atol: float = 1e-4,
+        atol: float = AFFINE_TOLERANCE,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
