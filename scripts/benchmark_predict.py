@@ -6,9 +6,14 @@ preprocessing, sampling, inversion to the input space and writing are all in the
 the process's peak resident set (``wait4``) are recorded. The example scan is written first with
 ``revnets example`` into a temporary folder.
 
+With ``--sweep N...`` it runs each bundle once per number of samples instead and writes its own section:
+peak memory against the number of samples (the per-sample label maps and their inversion to the input
+space are streamed, so the peak should barely grow).
+
 Usage:
     python scripts/benchmark_predict.py                       # every bundle in bundles/
     python scripts/benchmark_predict.py --bundles invres_brain_tissue --samples 16 --write-docs
+    python scripts/benchmark_predict.py --bundles invres_brain_tissue --sweep 4 16 64 --write-docs
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from benchmark_docs import cpu_name, logical_cores, write_section
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS = REPO_ROOT / "docs" / "BENCHMARKS.md"
 HEADING = "## Whole-volume inference: `revnets predict`"
+SWEEP_HEADING = "## `revnets predict`: peak memory against the number of samples"
 TARGET_SECONDS = 60
 
 
@@ -51,25 +57,32 @@ def main() -> None:
     bundles = sorted(p.parent.parent.name for p in (REPO_ROOT / "bundles").glob("*/configs/inference.json"))
     parser.add_argument("--bundles", nargs="+", default=bundles, choices=bundles)
     parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument(
+        "--sweep", type=int, nargs="+", default=None, metavar="N", help="numbers of samples to compare"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--write-docs", action="store_true", help=f"write the table into {DOCS.name}")
     args = parser.parse_args()
 
     revnets = [sys.executable, "-m", "revnets.cli"]
+    cpu = f"{cpu_name()}, {logical_cores()} logical cores"
+    machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu
+    if args.sweep:
+        section = _sweep(revnets, args, machine)
+        print(section)
+        if args.write_docs:
+            write_section(DOCS, SWEEP_HEADING, section)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([*revnets, "example", tmp], check=True, stdout=subprocess.DEVNULL)
         for bundle in args.bundles:
             inputs = _inputs(Path(tmp), bundle)
-            command = [
-                *revnets, "predict", *map(str, inputs), "--bundle", str(REPO_ROOT / "bundles" / bundle),
-                "--output", str(Path(tmp) / f"out_{bundle}"), "--samples", str(args.samples),
-                "--device", args.device, "--progress", "none",
-            ]
-            seconds, peak = run_timed(command)
-            rows.append(f"| {bundle} | {inputs[0].name} | {args.samples} | {seconds:.0f} | {peak:.0f} | {'yes' if seconds <= TARGET_SECONDS else 'no'} |")
+            output = Path(tmp) / f"out_{bundle}"
+            seconds, peak = run_timed(_predict(revnets, inputs, bundle, output, args.samples, args.device))
+            within = "yes" if seconds <= TARGET_SECONDS else "no"
+            rows.append(f"| {bundle} | {inputs[0].name} | {args.samples} | {seconds:.0f} | {peak:.0f} | {within} |")
             print(rows[-1], flush=True)
-    machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{cpu_name()}, {logical_cores()} logical cores"
     section = "\n".join(
         [
             HEADING,
@@ -87,6 +100,46 @@ def main() -> None:
     print(section)
     if args.write_docs:
         write_section(DOCS, HEADING, section)
+
+
+def _predict(revnets: list[str], inputs: list[Path], bundle: str, output: Path, samples: int, device: str) -> list[str]:
+    return [
+        *revnets, "predict", *map(str, inputs), "--bundle", bundle, "--output", str(output),
+        "--samples", str(samples), "--device", device, "--progress", "none",
+    ]
+
+
+def _sweep(revnets: list[str], args: argparse.Namespace, machine: str) -> str:
+    """Each bundle at each number of samples in ``args.sweep``: wall time and peak RSS, and the peak's ratio to
+    the one at 16 samples (or the first count)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([*revnets, "example", tmp], check=True, stdout=subprocess.DEVNULL)
+        for bundle in args.bundles:
+            inputs = _inputs(Path(tmp), bundle)
+            runs = {}
+            for samples in args.sweep:
+                output = Path(tmp) / f"out_{bundle}_{samples}"
+                runs[samples] = run_timed(_predict(revnets, inputs, bundle, output, samples, args.device))
+                print(bundle, samples, runs[samples], flush=True)
+            base = runs.get(16, runs[args.sweep[0]])[1]
+            for samples, (seconds, peak) in runs.items():
+                rows.append(f"| {bundle} | {samples} | {seconds:.0f} | {peak:.0f} | {peak / base:.2f} |")
+    return "\n".join(
+        [
+            SWEEP_HEADING,
+            "",
+            f"Measured {datetime.now(timezone.utc):%Y-%m-%d} on {machine}, torch {torch.__version__}, by "
+            f"`python scripts/benchmark_predict.py {shlex.join(sys.argv[1:])}`: one `revnets predict` process per "
+            "bundle and number of samples on the full-resolution MNI T1 (197x233x189, 1 mm); peak RSS from "
+            "`wait4`, and its ratio to the peak at 16 samples (target: at most 1.25 at 64 samples). Wall times "
+            "are upper bounds when the cores were shared with other jobs.",
+            "",
+            "| bundle | samples | wall (s) | peak RSS (MiB) | peak / peak at 16 |",
+            "|---|---:|---:|---:|---:|",
+            *rows,
+        ]
+    ) + "\n"
 
 
 def _inputs(example: Path, bundle: str) -> list[Path]:
