@@ -42,8 +42,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
 from benchmark_docs import cpu_name  # noqa: E402
+
 from revnets.data import multirater_datalist, write_multirater_benchmark  # noqa: E402
 from revnets.inference import Predictor  # noqa: E402
 from revnets.uncertainty import (  # noqa: E402
@@ -103,8 +103,12 @@ def score_subject(files: dict[str, Path], rater_files: list[str]) -> tuple[dict[
     sample_dice = np.mean(
         [dice(torch.from_numpy(s), torch.from_numpy(r), [1, 2]).numpy() for s in samples for r in raters], axis=0
     )
-    scores |= {"dice_consensus_gm": consensus_dice[0], "dice_consensus_wm": consensus_dice[1],
-               "dice_sample_gm": sample_dice[0], "dice_sample_wm": sample_dice[1]}
+    scores |= {
+        "dice_consensus_gm": consensus_dice[0],
+        "dice_consensus_wm": consensus_dice[1],
+        "dice_sample_gm": sample_dice[0],
+        "dice_sample_wm": sample_dice[1],
+    }
     maps = {name: _load(files[name]).astype(np.float64) for name in MAPS}
     maps["boundary"] = boundary_proximity(seg, spacing)
     for name, values in maps.items():
@@ -121,7 +125,11 @@ def evaluate_bundle(bundle: str, cases: list[dict], samples: int, seed: int, wor
     for case in cases:
         start = time.perf_counter()
         written = predictor.predict(
-            [case["image"]], work / bundle / case["case"], num_samples=samples, seed=seed, progress=False,
+            [case["image"]],
+            work / bundle / case["case"],
+            num_samples=samples,
+            seed=seed,
+            progress=False,
             outputs=OUTPUTS,
         )[0]
         seconds.append(time.perf_counter() - start)
@@ -133,7 +141,9 @@ def evaluate_bundle(bundle: str, cases: list[dict], samples: int, seed: int, wor
     return {
         "mean": mean | {"ece_pooled": pooled.expected_calibration_error},
         "subjects": per_subject,
-        "reliability": {k: np.nan_to_num(getattr(pooled, k)).tolist() for k in ("edges", "counts", "confidence", "accuracy")},
+        "reliability": {
+            k: np.nan_to_num(getattr(pooled, k)).tolist() for k in ("edges", "counts", "confidence", "accuracy")
+        },
         "seconds_per_subject": float(np.mean(seconds)),
     }
 
@@ -152,11 +162,21 @@ def table(results: dict[str, dict]) -> str:
         ("Brier score vs the raters' shares, tissue neighbourhood", "brier", "{:.3f}"),
     ]
     for key, label in MAPS.items():
-        rows.append((f"AUROC of {label} for disagreement (boundary baseline)", (f"auroc_{key}", "auroc_boundary"),
-                     "{:.3f} ({:.3f})"))
+        rows.append(
+            (
+                f"AUROC of {label} for disagreement (boundary baseline)",
+                (f"auroc_{key}", "auroc_boundary"),
+                "{:.3f} ({:.3f})",
+            )
+        )
     for key, label in MAPS.items():
-        rows.append((f"Spearman of {label} with disagreement (boundary baseline)",
-                     (f"spearman_{key}", "spearman_boundary"), "{:.3f} ({:.3f})"))
+        rows.append(
+            (
+                f"Spearman of {label} with disagreement (boundary baseline)",
+                (f"spearman_{key}", "spearman_boundary"),
+                "{:.3f} ({:.3f})",
+            )
+        )
     rows.append(("revnets predict per subject, s (shared cores, upper bound)", "seconds", "{:.0f}"))
     lines = ["| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for label, keys, form in rows:
@@ -177,10 +197,16 @@ def plot_reliability(results: dict[str, dict], path: Path) -> None:
         edges, counts = np.asarray(r["edges"]), np.asarray(r["counts"])
         centres, width = (edges[1:] + edges[:-1]) / 2, np.diff(edges)
         filled = counts > 0
-        axis.bar(centres[filled], np.asarray(r["accuracy"])[filled], width[filled] * 0.9, color="#4c72b0",
-                 label="raters agreeing with the top class")
-        axis.plot(np.asarray(r["confidence"])[filled], np.asarray(r["accuracy"])[filled], "o", color="black",
-                  markersize=3)
+        axis.bar(
+            centres[filled],
+            np.asarray(r["accuracy"])[filled],
+            width[filled] * 0.9,
+            color="#4c72b0",
+            label="raters agreeing with the top class",
+        )
+        axis.plot(
+            np.asarray(r["confidence"])[filled], np.asarray(r["accuracy"])[filled], "o", color="black", markersize=3
+        )
         axis.plot([0, 1], [0, 1], "--", color="gray", label="calibrated")
         axis.set_title(f"{name}\nECE {result['mean']['ece_pooled']:.3f}", fontsize=9)
         axis.set_xlabel("confidence (mean probability of the top class)")
@@ -191,8 +217,9 @@ def plot_reliability(results: dict[str, dict], path: Path) -> None:
         share.set_ylabel("fraction of voxels", color="#dd8452", fontsize=8)
     axes[0][0].set_ylabel("share of raters")
     axes[0][0].legend(fontsize=7, loc="upper left")
-    figure.suptitle("held-out benchmark subjects, tissue neighbourhood; python scripts/evaluate_uncertainty.py",
-                    fontsize=8)
+    figure.suptitle(
+        "held-out benchmark subjects, tissue neighbourhood; python scripts/evaluate_uncertainty.py", fontsize=8
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=90)
 
@@ -249,8 +276,13 @@ def main() -> int:
     parser.add_argument("--benchmark-seed", type=int, default=0)
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
-                        help="instead of running, merge the records of runs over different bundles")
+    parser.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="instead of running, merge the records of runs over different bundles",
+    )
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "uncertainty.md")
     parser.add_argument("--figures", type=Path, default=REPO / "docs" / "figures")
     args = parser.parse_args()

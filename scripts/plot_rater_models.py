@@ -70,8 +70,10 @@ def main() -> int:
     for axis in axes.flat:
         axis.set_xticks([])
         axis.set_yticks([])
-    figure.suptitle(f"benchmark subject {args.subject} (seed {args.seed}), 2 mm; command: python scripts/plot_rater_models.py",
-                    fontsize=8)
+    figure.suptitle(
+        f"benchmark subject {args.subject} (seed {args.seed}), 2 mm; command: python scripts/plot_rater_models.py",
+        fontsize=8,
+    )
     figure.tight_layout()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.output, dpi=90)

@@ -258,7 +258,12 @@ def write_multirater_benchmark(
             for k, labels in enumerate(subject.raters):
                 nib.save(nib.Nifti1Image(labels, subject.affine), case / f"label_rater{k}.nii.gz")
             folders[split].append(case)
-    record = {"seed": seed, "spacing": spacing, "subjects": subjects, "splits": splits,
-              "raters": [asdict(m) for m in RATERS]}
+    record = {
+        "seed": seed,
+        "spacing": spacing,
+        "subjects": subjects,
+        "splits": splits,
+        "raters": [asdict(m) for m in RATERS],
+    }
     manifest.write_text(json.dumps(record, indent=2) + "\n")
     return folders

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def _flatten(probabilities: np.ndarray, soft_labels: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _flatten(
+    probabilities: np.ndarray, soft_labels: np.ndarray, mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(C, *spatial)`` twice -> ``(V, C)`` twice over the voxels of ``mask`` (all when None)."""
     p, q = np.asarray(probabilities, dtype=np.float64), np.asarray(soft_labels, dtype=np.float64)
     if p.shape != q.shape or p.ndim < 2:

@@ -71,7 +71,10 @@ def auroc(scores: np.ndarray, positives: np.ndarray) -> float:
 
 
 def spearman(scores: np.ndarray, target: np.ndarray) -> float:
-    """Spearman's rank correlation of ``scores`` with ``target`` (e.g. :func:`rater_disagreement`); NaN if either is constant."""
+    """Spearman's rank correlation of ``scores`` with ``target`` (e.g. :func:`rater_disagreement`).
+
+    NaN if either is constant.
+    """
     scores, target = np.asarray(scores, dtype=np.float64).ravel(), np.asarray(target, dtype=np.float64).ravel()
     if scores.shape != target.shape:
         raise ValueError(f"scores {scores.shape} and target {target.shape} differ in size.")

@@ -146,9 +146,7 @@ def hungarian_matched_iou(
     return tiled[torch.as_tensor(rows), torch.as_tensor(cols)].mean()
 
 
-def mean_pairwise_distance(
-    maps: Tensor, labels: Sequence[int] | None = None, num_classes: int | None = None
-) -> Tensor:
+def mean_pairwise_distance(maps: Tensor, labels: Sequence[int] | None = None, num_classes: int | None = None) -> Tensor:
     """The spread of a set of label maps: ``E[d(S, S')]`` over distinct pairs, ``d = 1 - IoU``.
 
     Compare the samples' spread with the annotators' (the same function on the annotations): GED rewards
@@ -195,9 +193,9 @@ def ncc(sample_probabilities: Tensor, annotations: Tensor) -> Tensor:
     - annotator ``j``'s map ``E_s[CE(y_j, s)]``, its one-hot label against each sample;
     - ``S_NCC`` = the mean over annotators of the normalised cross-correlation (Pearson) of the two maps.
 
-    ``gamma`` is :func:`revnets.uncertainty.expected_cross_entropy`. Higher is better, at most 1. An annotator whose map, or a ``gamma`` that,
-    is constant over the image has no defined correlation: the result is then NaN (the reference divides
-    by a zero standard deviation there).
+    ``gamma`` is :func:`revnets.uncertainty.expected_cross_entropy`. Higher is better, at most 1. An
+    annotator whose map, or a ``gamma`` that, is constant over the image has no defined correlation: the
+    result is then NaN (the reference divides by a zero standard deviation there).
 
     Args:
         sample_probabilities: class probabilities ``(N, C, *spatial)``.

@@ -65,6 +65,7 @@ def test_raters_disagree_on_grey_versus_white_matter_not_only_on_rims(subject) -
     # The deep grey nuclei are split by convention: two raters call them grey, two white (mostly).
     deep = subject.deep_grey & (subject.grey_matter + subject.white_matter > 0.7)
     assert deep.sum() > 500 and rater_disagreement(raters, 3)[deep].mean() > 0.35
+
     # Disagreement far (> 4 mm) from every boundary of the majority labels exists; the old thresholded
     # raters of one map rarely disagree there.
     def far_fraction(maps: np.ndarray) -> float:

@@ -42,7 +42,9 @@ def test_disagreeing_one_hot_samples_are_all_epistemic() -> None:
     assert torch.allclose(mutual_information(samples), predictive_entropy(samples))
     assert torch.allclose(sample_variance(samples), torch.tensor(0.5, dtype=torch.float64))  # 0.25 per class
     # mean (0.5, 0.5); each sample puts log(1 + eps) on one class and log(eps) on the other
-    assert torch.allclose(expected_cross_entropy(samples, eps=1e-8), torch.tensor(-0.5 * math.log(1e-8), dtype=torch.float64))
+    assert torch.allclose(
+        expected_cross_entropy(samples, eps=1e-8), torch.tensor(-0.5 * math.log(1e-8), dtype=torch.float64)
+    )
 
 
 @pytest.mark.parametrize("chunks", [[6], [1, 1, 1, 1, 1, 1], [2, 4], [5, 1]])
