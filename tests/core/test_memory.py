@@ -26,7 +26,8 @@ def _allocate_and_touch(megabytes: int) -> int:
 
 def test_cpu_step_peak_sees_a_known_allocation() -> None:
     peak = in_fresh_process(_allocate_and_touch, 256, timeout=120)
-    assert 256 * 2**20 <= peak <= 300 * 2**20
+    # A few pages of the process may leave the resident set while the step runs (other jobs press on memory).
+    assert 0.99 * 256 * 2**20 <= peak <= 300 * 2**20
 
 
 def _fail() -> None:
