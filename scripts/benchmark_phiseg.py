@@ -34,7 +34,7 @@ import torch
 from benchmark_docs import MALLOC_ENV, cpu_name, logical_cores, track_live_tensors, write_section
 
 from revnets.core import Form
-from revnets.core.memory import in_fresh_process, saved_bytes, step_peak_bytes
+from revnets.core.memory import allocated_peak_bytes, in_fresh_process, saved_bytes, step_peak_bytes
 from revnets.data.slices import mni_multirater_slices
 from revnets.models.catalog import build, forms_of
 from revnets.uncertainty import dice, generalized_energy_distance, ncc
@@ -53,6 +53,7 @@ SETTINGS = {
 QUALITY_NET = dict(spatial_dims=2, out_channels=3, channels=(16, 32, 64, 64, 64), latent_levels=3)
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 HEADING = "## PHiSeg and RevPHiSeg"
+PEAK_HEADING = "## RevPHiSeg's peak against PHiSeg and checkpointing"
 MIB = 2**20
 
 
@@ -61,13 +62,17 @@ class StepCost:
     saved_mib: float
     peak_mib: float
     seconds: float
+    allocated_mib: float = float("nan")
 
 
-def measure_step(form: str, setting: str, repeats: int, threads: int, device: str) -> StepCost:
-    """One form's training step in one setting (run in a fresh process)."""
+def measure_step(
+    form: str, setting: str, repeats: int, threads: int, device: str, batch: int | None = None
+) -> StepCost:
+    """One form's training step in one setting (run in a fresh process); ``batch`` overrides the setting's."""
     torch.set_num_threads(threads)
     spec = dict(SETTINGS[setting])
-    size, batch, dims = spec.pop("size"), spec.pop("batch"), spec["spatial_dims"]
+    size, default_batch, dims = spec.pop("size"), spec.pop("batch"), spec["spatial_dims"]
+    batch = batch or default_batch
     torch.manual_seed(0)
     model = build(FORMS[form]["name"], FORMS[form]["form"], **spec).to(device)
     x = torch.randn(batch, 1, *(size,) * dims, device=device)
@@ -90,7 +95,8 @@ def measure_step(form: str, setting: str, repeats: int, threads: int, device: st
         start = time.perf_counter()
         synchronised_step()
         times.append(time.perf_counter() - start)
-    return StepCost(saved / MIB, peak / MIB, float(np.median(times)))
+    allocated = allocated_peak_bytes(step) if device == "cpu" else float("nan")
+    return StepCost(saved / MIB, peak / MIB, float(np.median(times)) if times else float("nan"), allocated / MIB)
 
 
 def train_and_score(name: str, steps: int, seed: int) -> dict[str, float]:
@@ -121,6 +127,44 @@ def train_and_score(name: str, steps: int, seed: int) -> dict[str, float]:
     return {"ged": float(np.mean(geds)), "ncc": float(np.nanmean(nccs)), "dice_gm": float(per_class[0]), "dice_wm": float(per_class[1])}
 
 
+def peak_table(args: argparse.Namespace) -> None:
+    """Peak memory of one training step per form and setting: allocated (deterministic) and resident."""
+    track_live_tensors()
+    lines = [
+        PEAK_HEADING,
+        "",
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d} on {cpu_name()}, {logical_cores()} logical cores, torch "
+        f"{torch.__version__}, by `python scripts/benchmark_phiseg.py {shlex.join(sys.argv[1:])}`.",
+        "",
+        "One training step (PHiSeg loss, forward and backward), each form in a fresh process. *allocated peak*: "
+        "the peak of the bytes allocated during the step (`revnets.core.memory.allocated_peak_bytes`: every "
+        "tensor and workspace at its exact size, the same in every run, independent of other jobs); *resident "
+        "peak*: the resident-set high-water mark over the step (with "
+        f"`{' '.join(f'{k}={v}' for k, v in MALLOC_ENV.items())}`); ratios are allocated peaks over PHiSeg's "
+        "and over checkpointed PHiSeg's.",
+        "",
+        "| setting | form | saved (MiB) | allocated peak (MiB) | / PHiSeg | / checkpointed | resident peak (MiB) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for setting in SETTINGS:
+        costs = {
+            form: in_fresh_process(measure_step, form, setting, args.repeats, args.threads, "cpu", args.batch)
+            for form in FORMS
+        }
+        name = setting if args.batch is None else f"{setting.split(', batch')[0]}, batch {args.batch}"
+        for form, cost in costs.items():
+            lines.append(
+                f"| {name} | {form} | {cost.saved_mib:.0f} | {cost.allocated_mib:.0f} "
+                f"| {cost.allocated_mib / costs['phiseg'].allocated_mib:.2f} "
+                f"| {cost.allocated_mib / costs['checkpointed'].allocated_mib:.2f} | {cost.peak_mib:.0f} |"
+            )
+            print(lines[-1], flush=True)
+    section = "\n".join(lines) + "\n"
+    print(section)
+    if args.write_docs:
+        write_section(DOCS, PEAK_HEADING, section)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=2, help="timed steps per form (median)")
@@ -130,7 +174,13 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--skip-quality", action="store_true", help="only the memory and time table")
     parser.add_argument("--write-docs", action="store_true", help=f"write the tables into {DOCS.name}")
+    parser.add_argument("--peak-only", action="store_true",
+                        help=f"only the peak table (its own section of {DOCS.name}), with the allocated peak")
+    parser.add_argument("--batch", type=int, default=None, help="batch size in every setting (default: each setting's)")
     args = parser.parse_args()
+    if args.peak_only:
+        peak_table(args)
+        return
 
     track_live_tensors()
     machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{cpu_name()}, {logical_cores()} logical cores"
