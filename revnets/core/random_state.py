@@ -33,14 +33,16 @@ def may_draw_random_numbers(module: nn.Module) -> bool:
     training mode. Any other class defines its own ``forward``, which might draw random numbers, so it
     counts as random: the check errs towards recording.
     """
-    for m in module.modules():
-        if not type(m).forward.__module__.startswith(_DETERMINISTIC_FORWARDS):
-            return True
-        if m.training and (
-            isinstance(m, _RANDOM_LAYERS) or (isinstance(m, nn.MultiheadAttention) and m.dropout > 0)
-        ):
-            return True
-    return False
+    return any(draws_random_numbers(m) for m in module.modules())
+
+
+def draws_random_numbers(module: nn.Module) -> bool:
+    """:func:`may_draw_random_numbers` for ``module``'s own ``forward``, not its submodules'."""
+    if not type(module).forward.__module__.startswith(_DETERMINISTIC_FORWARDS):
+        return True
+    return module.training and (
+        isinstance(module, _RANDOM_LAYERS) or (isinstance(module, nn.MultiheadAttention) and module.dropout > 0)
+    )
 
 
 class RandomState:

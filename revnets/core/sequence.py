@@ -22,7 +22,7 @@ from torch.utils.checkpoint import checkpoint
 from revnets.core.form import Form, resolve_form
 from revnets.core.invertible import InvertibleModule
 from revnets.core.random_state import (
-    may_draw_random_numbers,
+    draws_random_numbers,
     preserved_random_state,
     recording_random_states,
     replaying_random_states,
@@ -31,9 +31,16 @@ from revnets.core.random_state import (
 _STAT_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
-def _tracked_norms(module: nn.Module) -> list[_NormBase]:
-    """The norm layers in ``module`` that update running statistics in their current mode."""
-    return [m for m in module.modules() if isinstance(m, _NormBase) and m.training and m.track_running_stats]
+def _inspect(block: nn.Module, preserve_rng_state: bool) -> tuple[list[_NormBase], bool]:
+    """In one walk over ``block``: its norm layers that update running statistics in their current mode, and
+    whether its random state must be recorded (``preserve_rng_state`` and it may draw random numbers)."""
+    norms: list[_NormBase] = []
+    random = False
+    for m in block.modules():
+        if isinstance(m, _NormBase) and m.training and m.track_running_stats:
+            norms.append(m)
+        random = random or (preserve_rng_state and draws_random_numbers(m))
+    return norms, random
 
 
 @contextmanager
@@ -107,8 +114,9 @@ class _ReversibleFunction(torch.autograd.Function):
         ctx.rng_states = []
         ctx.norms = []
         for block in sequence.blocks:
-            ctx.norms.append(_tracked_norms(block))
-            if sequence.preserve_rng_state and may_draw_random_numbers(block):
+            norms, random = _inspect(block, sequence.preserve_rng_state)
+            ctx.norms.append(norms)
+            if random:
                 with recording_random_states(x.device) as states:
                     x = block(x)
                 ctx.rng_states.append(states)
