@@ -7,7 +7,6 @@ import platform
 import re
 from pathlib import Path
 
-
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
 """Every allocation of at least 128 KiB gets its own mapping, returned to the system when freed: the resident
 set then follows the live tensors instead of glibc's heap, whose dynamic threshold keeps freed blocks of up

@@ -111,7 +111,10 @@ def train_and_score(name: str, steps: int, seed: int) -> dict[str, float]:
         batch = torch.randint(0, split, (12,), generator=generator)
         x, y = images[batch], raters[batch]
         flip = torch.rand(12, generator=generator) < 0.5
-        x, y = torch.where(flip[:, None, None, None], x.flip(-1), x), torch.where(flip[:, None, None, None], y.flip(-1), y)
+        x, y = (
+            torch.where(flip[:, None, None, None], x.flip(-1), x),
+            torch.where(flip[:, None, None, None], y.flip(-1), y),
+        )
         optimiser.zero_grad(set_to_none=True)
         model.training_loss(x, y).total.backward()
         optimiser.step()
@@ -124,7 +127,12 @@ def train_and_score(name: str, steps: int, seed: int) -> dict[str, float]:
         median = annotators.sort(0).values[len(annotators) // 2]
         dices.append(dice(samples.mean(0).argmax(0), median, [1, 2]).numpy())
     per_class = np.nanmean(np.stack(dices), axis=0)
-    return {"ged": float(np.mean(geds)), "ncc": float(np.nanmean(nccs)), "dice_gm": float(per_class[0]), "dice_wm": float(per_class[1])}
+    return {
+        "ged": float(np.mean(geds)),
+        "ncc": float(np.nanmean(nccs)),
+        "dice_gm": float(per_class[0]),
+        "dice_wm": float(per_class[1]),
+    }
 
 
 def peak_table(args: argparse.Namespace) -> None:
@@ -174,8 +182,11 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--skip-quality", action="store_true", help="only the memory and time table")
     parser.add_argument("--write-docs", action="store_true", help=f"write the tables into {DOCS.name}")
-    parser.add_argument("--peak-only", action="store_true",
-                        help=f"only the peak table (its own section of {DOCS.name}), with the allocated peak")
+    parser.add_argument(
+        "--peak-only",
+        action="store_true",
+        help=f"only the peak table (its own section of {DOCS.name}), with the allocated peak",
+    )
     parser.add_argument("--batch", type=int, default=None, help="batch size in every setting (default: each setting's)")
     args = parser.parse_args()
     if args.peak_only:
@@ -183,7 +194,11 @@ def main() -> None:
         return
 
     track_live_tensors()
-    machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{cpu_name()}, {logical_cores()} logical cores"
+    machine = (
+        torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else f"{cpu_name()}, {logical_cores()} logical cores"
+    )
     lines = [
         HEADING,
         "",
@@ -198,25 +213,34 @@ def main() -> None:
         "|---|---|---:|---:|---:|---:|",
     ]
     for setting in SETTINGS:
-        costs = {form: in_fresh_process(measure_step, form, setting, args.repeats, args.threads, args.device) for form in FORMS}
+        costs = {
+            form: in_fresh_process(measure_step, form, setting, args.repeats, args.threads, args.device)
+            for form in FORMS
+        }
         for form, cost in costs.items():
             ratio = cost.saved_mib / costs["phiseg"].saved_mib
-            lines.append(f"| {setting} | {form} | {cost.saved_mib:.0f} | {ratio:.2f} | {cost.peak_mib:.0f} | {cost.seconds:.2f} |")
+            lines.append(
+                f"| {setting} | {form} | {cost.saved_mib:.0f} | {ratio:.2f} | {cost.peak_mib:.0f} "
+                f"| {cost.seconds:.2f} |"
+            )
             print(lines[-1], flush=True)
     if not args.skip_quality:
         lines += [
             "",
-            f"Accuracy after {args.steps} steps (batch 12, Adam 1e-3, seed {args.seed}) on axial 64x64 slices of the MNI "
-            "multi-rater set at 3 mm (4 annotators from the tissue maps); scored on the held-out top quarter of the "
-            "slices with 16 samples each. GED: squared generalised energy distance (lower is better); S_NCC: higher "
-            "is better; Dice of the mean prediction against the median annotator.",
+            f"Accuracy after {args.steps} steps (batch 12, Adam 1e-3, seed {args.seed}) on axial 64x64 slices "
+            "of the MNI multi-rater set at 3 mm (4 annotators from the tissue maps); scored on the held-out top "
+            "quarter of the slices with 16 samples each. GED: squared generalised energy distance (lower is "
+            "better); S_NCC: higher is better; Dice of the mean prediction against the median annotator.",
             "",
             "| form | GED | S_NCC | Dice GM | Dice WM |",
             "|---|---:|---:|---:|---:|",
         ]
         for name in ("phiseg", "revphiseg"):
             score = train_and_score(name, args.steps, args.seed)
-            lines.append(f"| {name} | {score['ged']:.3f} | {score['ncc']:.3f} | {score['dice_gm']:.3f} | {score['dice_wm']:.3f} |")
+            lines.append(
+                f"| {name} | {score['ged']:.3f} | {score['ncc']:.3f} | {score['dice_gm']:.3f} "
+                f"| {score['dice_wm']:.3f} |"
+            )
             print(lines[-1], flush=True)
     section = "\n".join(lines) + "\n"
     print(section)

@@ -30,7 +30,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-
 from benchmark_docs import cpu_name, logical_cores, write_section
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -85,7 +85,10 @@ class ConvStack(nn.Module):
         else:
             self.project = nn.Identity()
             self.units = nn.Sequential(
-                *(ConvUnit(spatial_dims, in_channels if i == 0 else out_channels, out_channels, norm) for i in range(depth))
+                *(
+                    ConvUnit(spatial_dims, in_channels if i == 0 else out_channels, out_channels, norm)
+                    for i in range(depth)
+                )
             )
 
         self.couplings = couplings

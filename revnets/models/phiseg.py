@@ -104,7 +104,9 @@ class LatentHierarchy(nn.Module):
             features.append(x)
         return features[self.offset :]
 
-    def latents(self, features: list[Tensor], noise: Sequence[Tensor] | None = None, condition: Sequence[Tensor] | None = None) -> Latents:
+    def latents(
+        self, features: list[Tensor], noise: Sequence[Tensor] | None = None, condition: Sequence[Tensor] | None = None
+    ) -> Latents:
         """Sample the hierarchy from the coarsest level down.
 
         Args:
@@ -129,7 +131,9 @@ class LatentHierarchy(nn.Module):
             below = z[i] if condition is None else condition[i]
         return Latents(z, mu, sigma)
 
-    def forward(self, x: Tensor, noise: Sequence[Tensor] | None = None, condition: Sequence[Tensor] | None = None) -> Latents:
+    def forward(
+        self, x: Tensor, noise: Sequence[Tensor] | None = None, condition: Sequence[Tensor] | None = None
+    ) -> Latents:
         return self.latents(self.encode(x), noise, condition)
 
 
@@ -160,7 +164,9 @@ class Likelihood(nn.Module):
         self.offset = len(channels) - latent_levels
         levels = range(latent_levels)
         self.read = nn.ModuleList(stack(latent_channels, channels[i], depth) for i in levels)
-        self.lift = nn.ModuleList(nn.ModuleList(stack(channels[i], channels[i], 1) for _ in range(self.offset)) for i in levels)
+        self.lift = nn.ModuleList(
+            nn.ModuleList(stack(channels[i], channels[i], 1) for _ in range(self.offset)) for i in levels
+        )
         combined = [channels[i + self.offset] for i in levels[:-1]] + [channels[latent_levels - 1]]
         self.up = nn.ModuleList(stack(combined[i + 1], channels[i], 1) for i in levels[:-1])
         self.combine = nn.ModuleList(stack(2 * channels[i], combined[i], depth) for i in levels[:-1])
@@ -239,13 +245,17 @@ class PHiSeg(nn.Module):
             )
             couplings = reversible
         default = Form.REVERSIBLE if couplings else Form.PLAIN
-        form = resolve_form(type(self).__name__, form, default, memory_saving=memory_saving, checkpointing=checkpointing)
+        form = resolve_form(
+            type(self).__name__, form, default, memory_saving=memory_saving, checkpointing=checkpointing
+        )
         if form is Form.REVERSIBLE and not couplings:
             raise ValueError(f"{type(self).__name__}: PHiSeg's conv stacks have no reversible form; use RevPHiSeg.")
         if spatial_dims not in UPSAMPLE_MODES:
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
         if not 1 <= latent_levels <= len(channels):
-            raise ValueError(f"latent_levels must be in [1, {len(channels)}] for {len(channels)} levels, got {latent_levels}.")
+            raise ValueError(
+                f"latent_levels must be in [1, {len(channels)}] for {len(channels)} levels, got {latent_levels}."
+            )
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -269,7 +279,9 @@ class PHiSeg(nn.Module):
         )
         self.prior = hierarchy(in_channels)
         self.posterior = hierarchy(in_channels + out_channels)
-        self.likelihood = Likelihood(spatial_dims, out_channels, channels, latent_levels, latent_channels, stack, depth=2)
+        self.likelihood = Likelihood(
+            spatial_dims, out_channels, channels, latent_levels, latent_channels, stack, depth=2
+        )
 
     @property
     def latent_scales(self) -> list[int]:
@@ -287,10 +299,13 @@ class PHiSeg(nn.Module):
             raise ValueError(f"PHiSeg needs spatial sizes divisible by {self.size_divisor}, got {tuple(x.shape[2:])}.")
 
     def latent_noise(self, x: Tensor, num_samples: int, generator: torch.Generator | None = None) -> list[Tensor]:
-        """Standard normal noise for ``num_samples`` prior samples of ``x``: per level ``(N, B, latent_channels, *S_i)``."""
+        """Standard normal noise for ``num_samples`` prior samples of ``x``: per level
+        ``(N, B, latent_channels, *S_i)``."""
         batch, spatial = x.shape[0], x.shape[2:]
         return [
-            torch.randn((num_samples, batch, self.latent_channels, *(s // f for s in spatial)), generator=generator).to(x)
+            torch.randn((num_samples, batch, self.latent_channels, *(s // f for s in spatial)), generator=generator).to(
+                x
+            )
             for f in self.latent_scales
         ]
 
@@ -300,7 +315,8 @@ class PHiSeg(nn.Module):
         return self.prior.encode(x)
 
     def decode_prior(self, features: list[Tensor], noise: Sequence[Tensor] | None = None) -> Tensor:
-        """Logits ``(B, out_channels, *S)`` of one prior sample from :meth:`encode_prior`'s features and per-level noise."""
+        """Logits ``(B, out_channels, *S)`` of one prior sample from :meth:`encode_prior`'s features and
+        per-level noise."""
         return torch.stack(self.likelihood(self.prior.latents(features, noise).z)).sum(0)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -336,9 +352,7 @@ class PHiSeg(nn.Module):
         self.check_input(x)
         return torch.stack(self.likelihood(self._posterior(x, y).z)).sum(0)
 
-    def training_loss(
-        self, x: Tensor, y: Tensor, segmentation_loss: SegmentationLoss | None = None
-    ) -> TrainingLoss:
+    def training_loss(self, x: Tensor, y: Tensor, segmentation_loss: SegmentationLoss | None = None) -> TrainingLoss:
         """The reference's loss for images ``(B, in_channels, *S)`` and labels ``(B, M, *S)`` (one annotator
         drawn per image): terms ``reconstruction`` and ``kl``, one entry per level.
 

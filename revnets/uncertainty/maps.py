@@ -45,7 +45,8 @@ def sample_variance(samples: Tensor) -> Tensor:
 
 
 def expected_cross_entropy(samples: Tensor, eps: float = 1e-8) -> Tensor:
-    """PHiSeg's gamma map ``E_s[CE(mean, s)] = -E_s[sum_c mean_c log(s_c + eps)]``: ``(N, B, C, *spatial) -> (B, *spatial)``.
+    """PHiSeg's gamma map ``E_s[CE(mean, s)] = -E_s[sum_c mean_c log(s_c + eps)]``:
+    ``(N, B, C, *spatial) -> (B, *spatial)``.
 
     The cross-entropy between the mean prediction and each sample, averaged over samples, with the
     reference's ``eps`` inside the logarithm (baumgach/PHiSeg-code, ``variance_ncc_dist``). It is zero when

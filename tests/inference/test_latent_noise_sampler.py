@@ -41,7 +41,9 @@ def test_windows_of_one_sample_read_one_noise_field() -> None:
     assert not torch.allclose(stitched[0], stitched[1])
     again = LatentNoiseSampler(_NoiseEcho(), volume, (16, 16, 16), seed=3)
     torch.testing.assert_close(again.noise(2)[1], sampler.noise(2)[1])
-    assert not torch.allclose(LatentNoiseSampler(_NoiseEcho(), volume, (16, 16, 16), seed=4).noise(2)[1], sampler.noise(2)[1])
+    assert not torch.allclose(
+        LatentNoiseSampler(_NoiseEcho(), volume, (16, 16, 16), seed=4).noise(2)[1], sampler.noise(2)[1]
+    )
 
 
 def test_window_sampler_picks_latent_noise_for_phiseg_and_dropout_for_the_others() -> None:

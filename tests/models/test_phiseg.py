@@ -79,7 +79,9 @@ def test_reversible_form_saves_at_most_0_6x_the_bytes_of_phiseg(spatial_dims: in
 def test_gaussian_kl_matches_torch_distributions() -> None:
     mu_q, mu_p = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
     sigma_q, sigma_p = torch.rand(2, 3, 4) + 0.1, torch.rand(2, 3, 4) + 0.1
-    expected = torch.distributions.kl_divergence(torch.distributions.Normal(mu_q, sigma_q), torch.distributions.Normal(mu_p, sigma_p))
+    expected = torch.distributions.kl_divergence(
+        torch.distributions.Normal(mu_q, sigma_q), torch.distributions.Normal(mu_p, sigma_p)
+    )
     torch.testing.assert_close(gaussian_kl(mu_q, sigma_q, mu_p, sigma_p), expected.sum(), rtol=1e-5, atol=1e-5)
     assert gaussian_kl(mu_q, sigma_q, mu_q, sigma_q).abs() < 1e-5
 
