@@ -206,9 +206,9 @@ class OutputUnit:
         names = [path.absolute() for path in self.targets.values()]
         if len(set(names)) < len(names):
             raise OutputConflictError(f"two outputs of one unit are the same file: {sorted(map(str, names))}.")
-        protected = [Path(p) for p in protected]
-        self._protected_paths = {p.resolve() for p in protected}
-        self._protected_ids = {i for i in map(_identity, protected) if i is not None}
+        protected_paths = [Path(p) for p in protected]
+        self._protected_paths = {p.resolve() for p in protected_paths}
+        self._protected_ids = {i for i in map(_identity, protected_paths) if i is not None}
         self.overwrite = overwrite
         self._temporary: dict[Path, Path] = {}  # output folder -> its temporary folder
         self._created: list[Path] = []  # folders this unit made, outermost first
@@ -376,7 +376,9 @@ def _raise_translated(error: BaseException, where: Path) -> None:
         message = f"no space left on the device while writing {where}: nothing of this output was kept."
         raise OutputWriteError(message) from error
     if isinstance(error, PermissionError) or error.errno == errno.EROFS:
-        message = f"permission denied: cannot write {where} ({os.strerror(error.errno)})."
+        # A PermissionError raised by hand may carry no errno.
+        reason = os.strerror(error.errno) if error.errno is not None else error.strerror or type(error).__name__
+        message = f"permission denied: cannot write {where} ({reason})."
         raise OutputNotWritableError(message) from error
     message = f"could not write {where} ({error.strerror or type(error).__name__}): nothing was kept."
     raise OutputWriteError(message) from error

@@ -123,8 +123,10 @@ def _finite(path: Path, volume: np.ndarray) -> np.ndarray:
 
 def _point(volume: np.ndarray, at: str) -> tuple[int, int, int]:
     if at == "max":
-        return tuple(int(i) for i in np.unravel_index(np.argmax(volume), volume.shape))
-    return tuple(s // 2 for s in volume.shape)
+        i, j, k = (int(i) for i in np.unravel_index(np.argmax(volume), volume.shape))
+        return (i, j, k)
+    x, y, z = volume.shape
+    return (x // 2, y // 2, z // 2)
 
 
 def _plane(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
@@ -168,10 +170,13 @@ def _figure(
         for x, side, align in ((0.02, sides[0], "left"), (0.98, sides[1], "right")):
             ax.text(x, 0.97, side, color="white", transform=ax.transAxes, ha=align, va="top", fontsize=10)
         ax.axis("off")
+    if image is None:
+        raise ValueError("no view was drawn: the figure has no axes")
     bar = figure.colorbar(image, ax=axes, orientation="horizontal", fraction=0.06, aspect=60)
     bar.set_label(title, color="white")
     bar.ax.tick_params(colors="white")
-    bar.solids.set_alpha(1.0)
+    if bar.solids is not None:
+        bar.solids.set_alpha(1.0)
     if colours:
         handles = [Line2D([], [], color=colour, label=f"label {label}") for label, colour in colours.items()]
         legend = figure.legend(handles=handles, loc="outside lower right", ncol=len(handles), frameon=False,

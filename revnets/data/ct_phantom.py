@@ -240,7 +240,7 @@ def _nodule_plan(
             point = start + rng.uniform(0.3, 0.9) * (end - start)
             offset = rng.normal(size=3)
             offset -= (offset @ (end - start)) / max(float((end - start) @ (end - start)), 1e-9) * (end - start)
-            point = point + offset / max(np.linalg.norm(offset), 1e-6) * (vessel_radius + 0.6 * radius)
+            point = point + offset / max(float(np.linalg.norm(offset)), 1e-6) * (vessel_radius + 0.6 * radius)
             candidates = np.asarray([np.round(point / canvas.spacing)], dtype=int)
             if not lungs[tuple(np.clip(candidates[0], 0, np.asarray(canvas.shape) - 1))]:
                 candidates = np.argwhere(wall > radius + 3)
@@ -250,7 +250,7 @@ def _nodule_plan(
         if len(candidates) == 0:
             continue
         centre = candidates[rng.integers(len(candidates))].astype(float)
-        nodules.append(Nodule(tuple(float(c) for c in centre), diameter, kind, location))
+        nodules.append(Nodule((float(centre[0]), float(centre[1]), float(centre[2])), diameter, kind, location))
     return nodules
 
 
@@ -358,7 +358,8 @@ def simulate_chest_ct(
             if _detected(style, nodule, rng):
                 mask = _rater_mask(style, np.maximum(membership, solid), vessels[where], nodule, rng)
                 mask &= lung[where] > 0.3  # drawn up to the pleura
-                raters[(r, *where)] |= mask
+                rater_box: tuple[int | slice, ...] = (r, *where)
+                raters[rater_box] |= mask
                 nodule_index[where][mask] = n
     nodule_weight *= lung
     # Compose the image from the back to the front: outside air, body, lungs, contents.

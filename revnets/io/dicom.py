@@ -207,21 +207,31 @@ def find_dicom_series(path: Path, series_uid: str | None = None) -> DicomSeries:
     return _regular_series(folder, series_uid, slices)
 
 
+def _image_plane(where: str, s: DicomSlice) -> tuple[np.ndarray, np.ndarray, tuple[float, float], tuple[int, int]]:
+    """A slice's position, orientation, pixel spacing and size, which every image slice has."""
+    if s.position is None or s.orientation is None or s.pixel_spacing is None or s.size is None:
+        raise DicomSeriesError(f"{where}: {s.path.name} is not an image ({s.kind}).")
+    return s.position, s.orientation, s.pixel_spacing, s.size
+
+
 def _regular_series(folder: Path, uid: str, slices: list[DicomSlice]) -> DicomSeries:
     where = f"DICOM series {uid} in {folder}"
-    first = slices[0]
+    planes = [_image_plane(where, s) for s in slices]
+    _, first_orientation, first_spacing, first_size = planes[0]
     if any(s.frames > 1 for s in slices):
         raise DicomSeriesError(f"{where} has multi-frame files; export it as one file per slice.")
-    if any(s.size != first.size or not np.allclose(s.orientation, first.orientation, atol=1e-4) for s in slices):
+    if any(size != first_size or not np.allclose(orientation, first_orientation, atol=1e-4)
+           for _, orientation, _, size in planes):
         raise DicomSeriesError(f"{where} mixes slices of different orientation or size.")
-    if any(not np.allclose(s.pixel_spacing, first.pixel_spacing, rtol=1e-4) for s in slices):
+    if any(not np.allclose(spacing, first_spacing, rtol=1e-4) for _, _, spacing, _ in planes):
         raise DicomSeriesError(f"{where} mixes slices of different pixel spacing.")
     if len(slices) < 2:
         raise DicomSeriesError(f"{where} has a single slice; a 3D volume needs at least two.")
-    row, column = first.orientation[:3], first.orientation[3:]
+    row, column = first_orientation[:3], first_orientation[3:]
     normal = np.cross(row, column)
-    slices = sorted(slices, key=lambda s: float(s.position @ normal))
-    positions = np.stack([s.position for s in slices])
+    order = sorted(range(len(slices)), key=lambda i: float(planes[i][0] @ normal))  # stable, as sorting slices
+    slices = [slices[i] for i in order]
+    positions = np.stack([planes[i][0] for i in order])
     steps = np.diff(positions, axis=0)
     along = steps @ normal
     if np.any(along < _POSITION_TOLERANCE):
@@ -243,14 +253,14 @@ def _regular_series(folder: Path, uid: str, slices: list[DicomSlice]) -> DicomSe
             f"{where} has {what}: the step between {slices[gap].path.name} and {slices[gap + 1].path.name} is "
             f"{along[gap]:.3g} mm where the others are {step:.3g} mm."
         )
-    row_spacing, column_spacing = first.pixel_spacing  # DICOM: between rows, between columns
+    row_spacing, column_spacing = first_spacing  # DICOM: between rows, between columns
     lps = np.eye(4)
     lps[:3, 0] = row * column_spacing
     lps[:3, 1] = column * row_spacing
     lps[:3, 2] = normal * step
     lps[:3, 3] = positions[0]
     ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
-    rows, columns = first.size
+    rows, columns = first_size
     return DicomSeries(
         uid=uid,
         files=tuple(s.path for s in slices),

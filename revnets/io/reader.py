@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from monai.config import PathLike
 from monai.data import ITKReader
 from monai.utils import ensure_tuple
 
@@ -83,11 +84,17 @@ def scan_header(path: Path, series_uid: str | None = None) -> ScanHeader:
     lps[:3, 3] = reader.GetOrigin()
     return ScanHeader(
         files=(path,),
-        shape=tuple(int(s) for s in reader.GetSize()),
+        shape=_shape3(reader.GetSize()),
         channels=int(reader.GetNumberOfComponents()),
         affine=_LPS_TO_RAS @ lps,
         loader_input=str(path),
     )
+
+
+def _shape3(size: Sequence[int]) -> tuple[int, int, int]:
+    """A 3D image's size as ``(X, Y, Z)``."""
+    x, y, z = (int(s) for s in size)
+    return (x, y, z)
 
 
 class ScanReader(ITKReader):
@@ -108,10 +115,10 @@ class ScanReader(ITKReader):
         super().__init__(**kwargs)
         self.series_uid = series_uid
 
-    def verify_suffix(self, filename: Sequence[str | Path] | str | Path) -> bool:
-        return all(is_itk_scan(name) for name in ensure_tuple(filename))
+    def verify_suffix(self, filename: Sequence[PathLike] | PathLike) -> bool:
+        return all(is_itk_scan(Path(name)) for name in ensure_tuple(filename))
 
-    def read(self, data: Sequence[str | Path] | str | Path, **kwargs):
+    def read(self, data: Sequence[PathLike] | PathLike, **kwargs):
         if not self.verify_suffix(data):
             # MONAI's LoadImage calls a reader it was given by name on every file and moves on to its other
             # readers when it raises: NIfTI goes to NibabelReader, as revnets reads and writes NIfTI everywhere
