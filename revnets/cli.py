@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from revnets import __version__
 from revnets.errors import RevnetsError
@@ -32,7 +33,7 @@ BUNDLE_WARNING = (
 class _Parser(argparse.ArgumentParser):
     """Argument errors as one line, like every other error of the command."""
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"revnets: error: {message} (see '{self.prog} --help').\n")
 
 
@@ -193,21 +194,6 @@ def _overlay(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
-def _message(error: Exception) -> str:
-    """The one line for ``error``, with the option that changes the outcome where there is one."""
-    from revnets.files import OutputExistsError, ProtectedOutputError
-    from revnets.trust import UntrustedBundleError
-
-    message = " ".join(str(error).split())
-    if isinstance(error, UntrustedBundleError):
-        message += " Pass --trust-bundle if you trust its source."
-    elif isinstance(error, OutputExistsError):
-        message += " Pass --overwrite to replace it, or choose another --output."
-    elif isinstance(error, ProtectedOutputError):
-        message += " Choose another --output folder."
-    return message
-
-
 def _plan(args: argparse.Namespace) -> None:
     from revnets.planner import plan
 
@@ -238,6 +224,23 @@ def _bundles(args: argparse.Namespace) -> None:
         raise FileExistsError(f"{target} already exists.")
     shutil.copytree(shipped[args.name], target)
     print(target)
+
+
+def _message(error: Exception) -> str:
+    """The one line for ``error``, with the option that changes the outcome where there is one."""
+    from revnets.files import OutputExistsError, ProtectedOutputError
+    from revnets.trust import UntrustedBundleError
+
+    message = " ".join(str(error).split())
+    if isinstance(error, FileExistsError) and "overwrite=True" in message:  # the library's word for the flag
+        message = message.replace("overwrite=True", "--overwrite")
+    if isinstance(error, UntrustedBundleError):
+        message += " Pass --trust-bundle if you trust its source."
+    elif isinstance(error, OutputExistsError):
+        message += " Pass --overwrite to replace it, or choose another --output."
+    elif isinstance(error, ProtectedOutputError):
+        message += " Choose another --output folder."
+    return message
 
 
 class Interrupted(KeyboardInterrupt):

@@ -72,13 +72,13 @@ def render_overlay(
 
     matplotlib.use("Agg")
     if not 0 < alpha <= 1:
-        raise UserInputError(f"--alpha must be in (0, 1], got {alpha}.")
+        raise UserInputError(f"alpha must be in (0, 1], got {alpha}.")
     if cmap not in matplotlib.colormaps:
-        raise UserInputError(f"--cmap {cmap} is not a matplotlib colour map (e.g. inferno, magma, viridis, hot).")
+        raise UserInputError(f"cmap {cmap} is not a matplotlib colour map (e.g. inferno, magma, viridis, hot).")
     if at not in POINTS:
-        raise UserInputError(f"--at must be one of {', '.join(POINTS)}, got {at}.")
+        raise UserInputError(f"at must be one of {', '.join(POINTS)}, got {at}.")
     if output.suffix.lower() != ".png":
-        raise UserInputError(f"--output {output} must end in .png.")
+        raise UserInputError(f"the output {output} must end in .png.")
     unit = OutputUnit({"picture": output}, protected=[p for p in (scan, uncertainty, seg) if p], overwrite=overwrite)
     unit.check()
     reference = _canonical(scan)

@@ -122,8 +122,8 @@ def test_map_of_another_shape_or_space_is_an_error(case, tmp_path: Path, capsys)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--alpha", "0"), "--alpha must be in (0, 1]"),
-        (("--cmap", "nocolours"), "--cmap nocolours is not a matplotlib colour map"),
+        (("--alpha", "0"), "alpha must be in (0, 1]"),
+        (("--cmap", "nocolours"), "cmap nocolours is not a matplotlib colour map"),
     ],
 )
 def test_bad_options_are_errors(case, tmp_path: Path, capsys, args: tuple[str, ...], message: str) -> None:

@@ -17,7 +17,7 @@ from revnets.data.phantom import simulate_tumour_case
 
 def _save(array: np.ndarray, affine: np.ndarray, path: Path, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists: pass overwrite=True (--overwrite) to replace it.")
+        raise FileExistsError(f"{path} exists: overwrite=True replaces it.")
     path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(nib.Nifti1Image(array, affine), path)
     return path

@@ -245,7 +245,7 @@ def write_multirater_benchmark(
     directory = Path(directory)
     manifest = directory / "benchmark.json"
     if manifest.exists() and not overwrite:
-        raise FileExistsError(f"{manifest} exists: pass overwrite=True (--overwrite) to replace the benchmark.")
+        raise FileExistsError(f"{manifest} exists: overwrite=True replaces the benchmark.")
     splits = benchmark_splits(subjects, seed)
     folders: dict[str, list[Path]] = {}
     for split, indices in splits.items():

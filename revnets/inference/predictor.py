@@ -3,9 +3,9 @@
 The bundle's config is a standard MONAI inference workflow (``dataset`` -> ``evaluator`` with the
 :class:`~revnets.inference.SamplingInferer` -> ``postprocessing`` that inverts to the input's space and
 writes each scan's outputs as one unit). ``revnets predict``, the Slicer module and
-``python -m monai.bundle run --config_file configs/inference.json --dataset_dir DIR`` all run that same
-config; this class only checks the bundle (trust, weights), sets the inputs, output folder, samples, seed
-and device, reports progress and turns what fails into one-line errors.
+MONAI's own runner (``python -m monai.bundle run`` with the bundle's ``inference.json`` and a ``dataset_dir``)
+all run that same config; this class only checks the bundle (trust, weights), sets the inputs, output folder,
+samples, seed and device, reports progress and turns what fails into one-line errors.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ class ResumableCheckpoint:
     """
 
     def __init__(self, checkpoint_dir: str, save_dict: dict, resume: bool = False, save_interval: int = 1) -> None:
-        if not isinstance(resume, bool):  # `--resume true` on the command line arrives as the string "true"
+        if not isinstance(resume, bool):  # a command-line override of resume arrives as the string "true"
             raise ValueError(f"resume must be True or False (capitalised in a config override), got {resume!r}.")
         if save_interval < 1:
             raise ValueError(f"save_interval must be at least 1, got {save_interval}.")
