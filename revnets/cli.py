@@ -62,8 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--bundle", required=True,
-        help="a shipped bundle's name (invres_brain_tissue, revmbconv_brats, revphiseg_brain_tissue) or a bundle "
-        "folder (with configs/inference.json)",
+        help="a shipped bundle's name ('revnets bundles' lists them) or a bundle folder (with "
+        "configs/inference.json)",
     )
     predict.add_argument(
         "--trust-bundle", action="store_true",
