@@ -14,11 +14,12 @@ of ``size_divisor``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
+from revnets.models.phiseg import PHiSeg
 from revnets.models.protocol import Sampling
 
 
@@ -45,5 +46,6 @@ class DeterministicPass(nn.Module):
         with torch.enable_grad():
             if self.latent_levels:
                 zero_noise = [x.new_zeros(1)] * self.latent_levels  # broadcast: every latent at its mean
-                return self.network.decode_prior(self.network.encode_prior(x), zero_noise)
+                phiseg = cast(PHiSeg, self.network)
+                return phiseg.decode_prior(phiseg.encode_prior(x), zero_noise)
             return self.network(x)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 from monai.data import MetaTensor
 from monai.inferers import Inferer, sliding_window_inference
-from torch import Tensor, nn
+from torch import Tensor
 
 from revnets.errors import InputError
 from revnets.inference.limits import check_seed
+from revnets.models.protocol import SegmentationModel
 from revnets.uncertainty import StreamingUncertainty
 
 MAX_SAMPLES = 1024
@@ -97,7 +98,7 @@ class SamplingInferer(Inferer):
         self.to_classes = to_classes
         self.on_pass: Callable[[int, int], None] | None = None
 
-    def __call__(self, inputs: Tensor, network: nn.Module, *args: Any, **kwargs: Any) -> dict[str, Tensor]:
+    def __call__(self, inputs: Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Tensor]:
         """Sample ``inputs`` ``(B, C_in, *spatial)``; return the summary of the samples, by output name.
 
         Returns:
@@ -113,6 +114,8 @@ class SamplingInferer(Inferer):
         spatial = inputs.shape[2:]
         if min(spatial) < 1:
             raise InputError(f"the volume to segment is empty (spatial shape {tuple(spatial)}).")
+        if not isinstance(network, SegmentationModel):
+            raise TypeError(f"{type(network).__name__} is not a revnets SegmentationModel.")
         sampler = window_sampler(network, spatial, self.window(spatial), self.seed)
         aggregator = StreamingUncertainty(keep_labels=True, expected_cross_entropy=True)
         consumer = aggregator if self.to_classes is None else _Mapped(aggregator, self.to_classes)
@@ -172,14 +175,16 @@ class SamplingInferer(Inferer):
         window = self.window(inputs.shape[2:])
         for first, count in self.passes(num_samples, num_classes, inputs.shape[2:]):
 
-            def predictor(patch: Tensor, location: Sequence[slice], first: int = first, count: int = count) -> Tensor:
+            def predictor(
+                patch: Tensor, location: Sequence[Sequence[slice]], first: int = first, count: int = count
+            ) -> Tensor:
                 samples = sampler(patch, location[0], first, count)  # one window per call (sw_batch_size=1)
                 return samples.transpose(0, 1).flatten(1, 2)
 
             stitched = sliding_window_inference(
                 inputs, window, 1, predictor, overlap=self.overlap, mode=self.mode, with_coord=True
             )
-            stitched = stitched.as_tensor() if isinstance(stitched, MetaTensor) else stitched
+            stitched = stitched.as_tensor() if isinstance(stitched, MetaTensor) else cast(Tensor, stitched)
             consumer.update(stitched.unflatten(1, (count, num_classes)).transpose(0, 1))
             del stitched
             if on_pass is not None:

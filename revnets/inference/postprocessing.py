@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.data import MetaTensor
-from monai.transforms import Invertd, MapTransform
+from monai.transforms import Invertd, InvertibleTransform, MapTransform
 from monai.transforms.transform import Transform
 
 from revnets.errors import InputError
@@ -52,7 +52,7 @@ class InvertSamplesd(MapTransform):
     def __init__(
         self,
         keys: str | Sequence[str],
-        transform: Transform,
+        transform: InvertibleTransform,
         orig_keys: str = "image",
         labels: Sequence[int] | None = None,
     ) -> None:
@@ -75,6 +75,8 @@ class InvertSamplesd(MapTransform):
                 if stack is None:  # (N, *reversed spatial), so each sample is one contiguous block
                     stack = _temporary_array((samples.shape[0], *classes.shape[::-1]))
                 stack[index] = (classes if self.labels is None else self.labels[classes]).astype(np.uint8).T
+            if stack is None:
+                raise ValueError(f"{key} holds no samples.")
             d[key] = stack.transpose(*range(stack.ndim - 1, 0, -1), 0)
         return d
 

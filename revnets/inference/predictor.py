@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 
 from revnets.bundles import BundleError, check_config, load_weights, resolve_bundle
 from revnets.errors import InputError, RevnetsError
+from revnets.inference.inferer import SamplingInferer
 from revnets.inference.postprocessing import OUTPUTS
 from revnets.trust import require_trusted
 
@@ -102,7 +104,7 @@ class Predictor:
                 file or not writable, an output that exists (without ``overwrite``) or would replace an
                 input, a full disk.
         """
-        overrides: dict[str, object] = {
+        overrides: dict[str, Any] = {
             "bundle_root": str(self.bundle),
             "device": self.device,
             "input_files": [str(path) for path in inputs],
@@ -135,7 +137,7 @@ class _Progress:
         self,
         scans: Sequence,
         evaluator: Engine,
-        inferer: object,
+        inferer: SamplingInferer,
         state: dict,
         bar: bool,
         on_progress: Callable[[str, float], None] | None,
@@ -231,8 +233,8 @@ def _revnets_cause(error: BaseException | None) -> RevnetsError | None:
 
 
 def _innermost(error: BaseException) -> BaseException:
-    while (error.__cause__ or error.__context__) is not None:
-        error = error.__cause__ or error.__context__
+    while (cause := error.__cause__ or error.__context__) is not None:
+        error = cause
     return error
 
 
