@@ -235,10 +235,12 @@ def fit(probes: Sequence[Probe], parameter_bytes: Callable[[float], int], with_g
 
 
 def probe_sizes(spec: NetworkSpec, divisor: int) -> list[tuple[int, ...]]:
-    """Two small sizes of the bundle's proportions: about 16 voxels (at least ``divisor``) on the longest
-    side, in multiples of ``divisor``, and twice that."""
+    """Two small sizes of the bundle's proportions: 64 voxels (at least twice ``divisor``) on the longest side,
+    in multiples of ``divisor``, and twice that. Below that, the step's peak sits elsewhere in the network than
+    at training sizes (a network's peak is the largest of several terms growing at different rates), and a
+    line through tiny probes underestimates large patches."""
     longest = max(spec.train_patch)
-    edge = max(divisor, 16 // divisor * divisor)
+    edge = max(2 * divisor, 64 // divisor * divisor)
     base = [max(divisor, edge * s // longest // divisor * divisor) for s in spec.train_patch]
     return [tuple(base), tuple(2 * s for s in base)]
 
