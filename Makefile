@@ -35,7 +35,10 @@ $(SLICER_STAMP):
 		touch $@; \
 	fi
 
+# Lint and type-check first (seconds), then the suite; `$(PY) -m pytest -m "not slow"` is the quick loop.
 test: $(STAMP) $(SLICER_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 benchmark: $(STAMP)

@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from revnets.core.form import Form
 from revnets.core.memory import allocated_peak_bytes, step_peak_bytes
 from revnets.errors import InputError
+from revnets.models.protocol import SegmentationModel
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20,
           "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}
@@ -134,7 +135,7 @@ def measure_peak(step: Callable[[], Any], device: torch.device) -> int:
 def training_peak(network: nn.Module, batch: int, spatial: Sequence[int], device: torch.device) -> int:
     """Measured peak of one training step (forward, the model's loss, backward) of ``network`` in place."""
     network.to(device).train()
-    x = torch.randn(batch, network.in_channels, *spatial, device=device)  # type: ignore[arg-type]
+    x = torch.randn(batch, int(cast(SegmentationModel, network).in_channels), *spatial, device=device)
     y = _labels(network, batch, spatial).to(device)
 
     def step() -> None:
@@ -150,7 +151,7 @@ def training_peak(network: nn.Module, batch: int, spatial: Sequence[int], device
 def inference_peak(network: nn.Module, windows: int, spatial: Sequence[int], device: torch.device) -> int:
     """Measured peak of one forward of ``windows`` windows under ``torch.no_grad`` (eval mode)."""
     network.to(device).eval()
-    x = torch.randn(windows, network.in_channels, *spatial, device=device)  # type: ignore[arg-type]
+    x = torch.randn(windows, int(cast(SegmentationModel, network).in_channels), *spatial, device=device)
 
     def step() -> None:
         with torch.no_grad():
