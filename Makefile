@@ -36,10 +36,11 @@ $(SLICER_STAMP):
 	fi
 
 # Lint and type-check first (seconds), then the suite; `$(PY) -m pytest -m "not slow"` is the quick loop.
+# PYTHONUTF8: the suite reads UTF-8 files and child processes' output whatever the machine's locale is.
 test: $(STAMP) $(SLICER_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(PY) -m pytest
+	PYTHONUTF8=1 $(PY) -m pytest
 
 benchmark: $(STAMP)
 	$(PY) -m pip install --quiet torch==2.13.0 -e ".[test,benchmark]"  # torch pinned in the same resolve
