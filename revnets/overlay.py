@@ -9,14 +9,13 @@ the left of axial and coronal views, anterior on the left of sagittal views), wi
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
 from revnets.errors import UserInputError
-from revnets.files import AFFINE_TOLERANCE, OutputUnit, open_nifti
+from revnets.files import AFFINE_TOLERANCE, NIFTI_SUFFIX, OutputUnit, open_nifti
 
 MAP_TITLES = {
     "entropy": "predictive entropy (nats)",
@@ -34,7 +33,7 @@ _VIEWS = (("axial", 2, ("R", "L")), ("coronal", 1, ("R", "L")), ("sagittal", 0, 
 
 def map_title(path: Path) -> str:
     """The colour bar's title: what a ``revnets predict`` map file holds, or its file name."""
-    name = re.sub(r"\.nii(\.gz)?$", "", path.name)
+    name = NIFTI_SUFFIX.sub("", path.name)
     for suffix, title in MAP_TITLES.items():
         if name.endswith(f"_{suffix}"):
             return title

@@ -10,7 +10,7 @@ import numpy as np
 
 from revnets.data.brats import brats_case_files
 from revnets.errors import UserInputError
-from revnets.files import NIFTI_SUFFIX, open_nifti
+from revnets.files import AFFINE_TOLERANCE, NIFTI_SUFFIX, open_nifti
 from revnets.io import ITK_SUFFIXES, is_itk_scan, scan_header
 
 
@@ -71,7 +71,7 @@ def find_scan(path: Path, in_channels: int, series_uid: str | None = None) -> Sc
     for file, image in zip(files[1:], images[1:]):
         if image.shape != images[0].shape:
             raise UserInputError(f"{file} has shape {image.shape}, but {files[0]} has {images[0].shape}.")
-        if not np.allclose(image.affine, images[0].affine, atol=1e-4):
+        if not np.allclose(image.affine, images[0].affine, atol=AFFINE_TOLERANCE):
             raise UserInputError(f"{file} has a different affine (voxel-to-world matrix) from {files[0]}.")
     shape = images[0].shape
     if len(shape) not in (3, 4) or (len(shape) == 4 and len(files) > 1):
