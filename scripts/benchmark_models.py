@@ -137,6 +137,16 @@ def measure(config: Config, threads: int, limit: int | None, with_saved: bool) -
     model = config.build()
     x = torch.randn(1, IN_CHANNELS, *[config.size] * 3)
     target = torch.randint(0, OUT_CHANNELS, (1, *[config.size] * 3))
+    peak, seconds, saved = measure_step(model, x, target, limit, with_saved)
+    return Measurement(config, peak, seconds, saved)
+
+
+def measure_step(
+    model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, limit: int | None, with_saved: bool
+) -> tuple[int, float, int | None]:
+    """Peak bytes and seconds of one cross-entropy training step of ``model`` after a warm-up step, and
+    optionally the bytes saved for backward; past ``limit`` (a quarter more for the warm-up) the process ends
+    with ``OVER_BUDGET``."""
 
     def loss() -> torch.Tensor:
         return F.cross_entropy(model(x), target)
@@ -154,8 +164,9 @@ def measure(config: Config, threads: int, limit: int | None, with_saved: bool) -
     peak = step_peak_bytes(step)
     seconds = time.perf_counter() - start
     watchdog.watch(None)
-    saved = saved_bytes(loss) if with_saved else None
-    return Measurement(config, peak, seconds, saved)
+    if with_saved:
+        model.zero_grad(set_to_none=True)
+    return peak, seconds, saved_bytes(loss) if with_saved else None
 
 
 class Runner:

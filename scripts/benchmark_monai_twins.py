@@ -26,7 +26,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import ctypes
 import fcntl
 import json
 import shlex
@@ -38,9 +37,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from benchmark_docs import MALLOC_ENV, track_live_tensors
-from benchmark_models import OVER_BUDGET, Watchdog, largest_fitting, machine_description
+from benchmark_models import OVER_BUDGET, largest_fitting, machine_description, measure_step
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.networks import nets as monai_nets
@@ -50,7 +48,7 @@ from monai.networks.nets.unet import CheckpointUNet
 from torch import nn
 
 from revnets import nets as twin_nets
-from revnets.core.memory import in_fresh_process, saved_bytes, step_peak_bytes
+from revnets.core.memory import in_fresh_process
 from revnets.data import mni_anatomy, tissue_raters
 from revnets.uncertainty import dice
 
@@ -119,27 +117,10 @@ def measure(name: str, variant: str, size: int, limit: int | None, with_saved: b
     net = build(name, variant)
     x = torch.randn(1, 1, size, size, size)
     target = torch.randint(0, 3, (1, size, size, size))
-
-    def loss() -> torch.Tensor:
-        return F.cross_entropy(net(x), target)
-
-    def step() -> None:
-        loss().backward()
-
-    watchdog = Watchdog()
-    watchdog.watch(None if limit is None else limit + max(limit // 4, 128 * MIB))
-    step()
-    net.zero_grad(set_to_none=True)
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    watchdog.watch(limit)
-    start = time.perf_counter()
-    peak = step_peak_bytes(step)
-    seconds = time.perf_counter() - start
-    watchdog.watch(None)
+    peak, seconds, saved = measure_step(net, x, target, limit, with_saved)
     result = {"peak": peak, "seconds": seconds}
-    if with_saved:
-        net.zero_grad(set_to_none=True)
-        result["saved"] = saved_bytes(loss)
+    if saved is not None:
+        result["saved"] = saved
     return result
 
 
