@@ -114,14 +114,13 @@ class SamplingInferer(Inferer):
         spatial = inputs.shape[2:]
         if min(spatial) < 1:
             raise InputError(f"the volume to segment is empty (spatial shape {tuple(spatial)}).")
-        if not isinstance(network, SegmentationModel):
-            raise TypeError(f"{type(network).__name__} is not a revnets SegmentationModel.")
-        sampler = window_sampler(network, spatial, self.window(spatial), self.seed)
+        model = cast(SegmentationModel, network)  # window_sampler refuses anything else with a TypeError
+        sampler = window_sampler(model, spatial, self.window(spatial), self.seed)
         aggregator = StreamingUncertainty(keep_labels=True, expected_cross_entropy=True)
         consumer = aggregator if self.to_classes is None else _Mapped(aggregator, self.to_classes)
         torch.manual_seed(self.seed)
         with torch.no_grad():
-            self.stream(inputs, sampler, self.num_samples, network.out_channels, consumer, on_pass=self.on_pass)
+            self.stream(inputs, sampler, self.num_samples, model.out_channels, consumer, on_pass=self.on_pass)
         maps = aggregator.compute()
         summary = {
             "probabilities": maps["mean"],
