@@ -26,6 +26,7 @@ instead (the third point of comparison; also available for PHiSeg, whose default
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,6 +96,20 @@ class LatentHierarchy(nn.Module):
         conv = Conv[Conv.CONV, spatial_dims]
         self.mu = nn.ModuleList(conv(channels[i], latent_channels, 1) for i in range(latent_levels))
         self.sigma = nn.ModuleList(conv(channels[i], latent_channels, 1) for i in range(latent_levels))
+        self._start_at_standard_normal()
+
+    def _start_at_standard_normal(self) -> None:
+        """Zero the heads' weights so that every level starts at ``N(0, 1)``, whatever the features' scale.
+
+        The reversible stacks end in an addition, not a normalisation, so their features grow with depth; with
+        default heads the prior's ``sigma`` started as low as 1e-4 and the KL term at 1e6-1e10. Zero weights
+        (mean bias 0, ``sigma`` bias ``log(e - 1)``) make prior and posterior equal at initialisation (KL 0);
+        the heads' weights still receive gradients from the first step.
+        """
+        for mu, sigma in zip(self.mu, self.sigma):
+            for head, bias in ((mu, 0.0), (sigma, math.log(math.e - 1))):
+                nn.init.zeros_(head.weight)
+                nn.init.constant_(head.bias, bias)
 
     def encode(self, x: Tensor) -> list[Tensor]:
         """Encoder features at the latent levels, finest first: ``(B, channels[i + R - L], *S / 2**(i + R - L))``."""

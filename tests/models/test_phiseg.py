@@ -86,6 +86,21 @@ def test_gaussian_kl_matches_torch_distributions() -> None:
     assert gaussian_kl(mu_q, sigma_q, mu_q, sigma_q).abs() < 1e-5
 
 
+@pytest.mark.parametrize("couplings", [False, True])
+def test_every_level_starts_at_the_standard_normal_so_the_kl_starts_at_zero(couplings: bool) -> None:
+    torch.manual_seed(0)
+    model = PHiSeg(2, channels=(8, 16, 32, 32, 64, 64), latent_levels=5, couplings=couplings)
+    x, y = torch.rand(2, 1, 128, 128), (torch.rand(2, 1, 128, 128) > 0.9).long()
+    prior = model.prior(x)
+    for mu, sigma in zip(prior.mu, prior.sigma):
+        torch.testing.assert_close(mu, torch.zeros_like(mu))
+        torch.testing.assert_close(sigma, torch.ones_like(sigma))
+    loss = model.training_loss(x, y)
+    assert loss.terms["kl"].abs().max() < 1e-6
+    loss.total.backward()
+    assert all(head.weight.grad.abs().sum() > 0 for head in [*model.posterior.mu, *model.posterior.sigma])
+
+
 def test_bad_inputs_are_named() -> None:
     model = PHiSeg(2, **SMALL)
     with pytest.raises(ValueError, match="divisible by 16"):
