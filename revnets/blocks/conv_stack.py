@@ -105,11 +105,12 @@ class ConvStack(nn.Module):
     def forward_upsampled(self, x: Tensor) -> Tensor:
         """The stack on ``x`` upsampled by 2 (:func:`upsample`): ``(B, in_channels, *S) -> (B, out_channels, *2S)``.
 
-        With couplings, a 1x1 projection that reduces channels runs before the upsampling: both are linear and
-        the interpolation weights of every output voxel sum to 1, so the order changes only float rounding,
-        while the wide input is never upsampled, stored for backward or given a gradient at the fine size.
+        With couplings, a 1x1 projection that does not widen the channels runs before the upsampling: both are
+        linear and the interpolation weights of every output voxel sum to 1, so the order changes only float
+        rounding, while the input is never upsampled, stored for backward or given a gradient at the fine size
+        (the projection stores the coarse input instead of its upsampled copy, ``2**spatial_dims`` times larger).
         """
-        if self.couplings and self.form is not Form.CHECKPOINTED and self._reduces_channels():
+        if self.couplings and self.form is not Form.CHECKPOINTED and not self._widens_channels():
             return self.units(upsample(self.project(x)))
         return self(upsample(x))
 
@@ -128,9 +129,9 @@ class ConvStack(nn.Module):
             projected = projected + self._conv(part, weight, None)
         return self.units(projected)
 
-    def _reduces_channels(self) -> bool:
+    def _widens_channels(self) -> bool:
         conv = cast(nn.Conv2d, self.project)
-        return conv.out_channels < conv.in_channels
+        return conv.out_channels > conv.in_channels
 
     def _conv(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         return (F.conv2d if self.spatial_dims == 2 else F.conv3d)(x, weight, bias)

@@ -108,8 +108,8 @@ class LatentHierarchy(nn.Module):
         """
         for mu, sigma in zip(self.mu, self.sigma):
             for head, bias in ((mu, 0.0), (sigma, math.log(math.e - 1))):
-                nn.init.zeros_(head.weight)
-                nn.init.constant_(head.bias, bias)
+                nn.init.zeros_(cast(Tensor, head.weight))
+                nn.init.constant_(cast(Tensor, head.bias), bias)
 
     def encode(self, x: Tensor) -> list[Tensor]:
         """Encoder features at the latent levels, finest first: ``(B, channels[i + R - L], *S / 2**(i + R - L))``."""
@@ -196,15 +196,21 @@ class Likelihood(nn.Module):
             for step in cast(list[ConvStack], self.lift[i]):
                 h = step.forward_upsampled(h)
             lifted.append(h)
-        combined = [lifted[-1]]
+        # Each level's head runs as soon as its features exist, so that backward, which visits the latest
+        # operations first, takes a level's head and its combining stack together instead of holding the
+        # gradients of every level's features at once.
+        h = lifted[-1]
+        logits = [self._head(len(z) - 1, h)]
         for i in reversed(range(len(z) - 1)):
-            up = _stack(self.up, i).forward_upsampled(combined[0])
-            combined.insert(0, _stack(self.combine, i).forward_concatenated([lifted[i], up]))
-        logits = []
-        for i, h in enumerate(combined):
-            s = self.heads[i](h)
-            logits.append(F.interpolate(s, scale_factor=2**i, mode="nearest") if i else s)
+            up = _stack(self.up, i).forward_upsampled(h)
+            h = _stack(self.combine, i).forward_concatenated([lifted[i], up])
+            logits.insert(0, self._head(i, h))
         return logits
+
+    def _head(self, level: int, h: Tensor) -> Tensor:
+        """Logits of ``level`` from its combined features ``(B, C, *S / 2**level)``, at the image size."""
+        s = self.heads[level](h)
+        return F.interpolate(s, scale_factor=2**level, mode="nearest") if level else s
 
 
 class PHiSeg(nn.Module):
