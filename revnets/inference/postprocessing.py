@@ -42,6 +42,11 @@ class InvertSamplesd(MapTransform):
     ``uint8`` label values (``labels[index]``), nearest-neighbour inverted through ``transform``, held in a
     memory-mapped temporary file (deleted once the array is no longer used).
 
+    Nearest-neighbour inversion picks, for every input voxel, one voxel of the grid (or none, outside it)
+    whatever the values, so the inversion runs once, on a map of voxel numbers, and each sample is then a
+    look-up of its values at those voxels: the same labels as inverting every sample, without resampling
+    the input's grid once per sample.
+
     Args:
         keys: the sample keys.
         transform: the invertible preprocessing.
@@ -67,18 +72,37 @@ class InvertSamplesd(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             samples = torch.as_tensor(d[key])
-            stack = None
-            for index in range(samples.shape[0]):
-                one = MetaTensor(samples[index : index + 1].float().cpu())
-                restored = self.inverter[key]({key: one, self.orig_keys: d[self.orig_keys]})[key]
-                classes = np.asarray(torch.as_tensor(restored)[0].round().to(torch.int64).numpy())
-                if stack is None:  # (N, *reversed spatial), so each sample is one contiguous block
-                    stack = _temporary_array((samples.shape[0], *classes.shape[::-1]))
-                stack[index] = (classes if self.labels is None else self.labels[classes]).astype(np.uint8).T
-            if stack is None:
+            if samples.shape[0] == 0:
                 raise ValueError(f"{key} holds no samples.")
+            source = self._source_voxels(key, samples.shape[1:], d[self.orig_keys])
+            flat = samples.reshape(samples.shape[0], -1).to(torch.uint8).cpu().numpy()
+            stack = _temporary_array((samples.shape[0], *source.shape))
+            for index in range(samples.shape[0]):
+                classes = np.concatenate(([0], flat[index]))
+                stack[index] = classes[source] if self.labels is None else self.labels[classes][source]
             d[key] = stack.transpose(*range(stack.ndim - 1, 0, -1), 0)
         return d
+
+    def _source_voxels(self, key: Hashable, grid: Sequence[int], image: object) -> np.ndarray:
+        """For every input voxel, 1 + the flat index of the grid voxel nearest-neighbour inversion takes its
+        value from, or 0 where it takes none (outside the grid, where a sample's class is 0): ``int64``
+        ``(*reversed input spatial)``.
+
+        The inverted map holds each voxel's coordinates, one channel per axis counted from 1, which float32
+        keeps exact on any grid (a single channel of flat indices would not beyond 2**24 voxels).
+        """
+        axes = [torch.arange(1, size + 1, dtype=torch.float32) for size in grid]
+        coordinates = torch.stack(torch.meshgrid(*axes, indexing="ij"))
+        restored = torch.as_tensor(self.inverter[key]({key: MetaTensor(coordinates), self.orig_keys: image})[key])
+        voxels = torch.ones(restored.shape[1:], dtype=torch.int64)
+        inside = torch.ones(restored.shape[1:], dtype=torch.bool)
+        stride = 1
+        for axis in reversed(range(len(grid))):
+            coordinate = restored[axis].round().to(torch.int64)
+            inside &= coordinate > 0
+            voxels += (coordinate - 1) * stride
+            stride *= grid[axis]
+        return np.ascontiguousarray(torch.where(inside, voxels, 0).numpy().T)
 
 
 class ConsensusLabelsd(MapTransform):
