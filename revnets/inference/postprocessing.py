@@ -26,6 +26,7 @@ from revnets.errors import InputError
 from revnets.files import OutputUnit, refuse_shared_targets
 from revnets.inference.scans import Scan
 from revnets.inference.writer import write_nifti
+from revnets.uncertainty import class_argmax
 
 OUTPUTS = ("seg", "samples", "entropy", "mutual_info", "variance")
 """The outputs written by default, per input ``<stem>``: ``<stem>_<name>.nii.gz``."""
@@ -124,7 +125,7 @@ class ConsensusLabelsd(MapTransform):
     def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
         d = dict(data)
         for key in self.key_iterator(d):
-            classes = torch.as_tensor(d[key]).argmax(0).cpu().numpy()
+            classes = class_argmax(torch.as_tensor(d[key]), 0).cpu().numpy()
             d[self.output_key] = (classes if self.labels is None else self.labels[classes]).astype(np.uint8)
         return d
 

@@ -15,6 +15,7 @@ from revnets.uncertainty.disagreement import (
     tissue_neighbourhood,
 )
 from revnets.uncertainty.maps import (
+    class_argmax,
     expected_cross_entropy,
     mutual_information,
     predictive_entropy,
@@ -35,6 +36,7 @@ __all__ = [
     "auroc",
     "boundary_proximity",
     "brier_score",
+    "class_argmax",
     "dice",
     "expected_calibration_error",
     "expected_cross_entropy",

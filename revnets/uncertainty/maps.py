@@ -21,6 +21,21 @@ def entropy(p: Tensor, dim: int) -> Tensor:
     return -(p * p.clamp_min(EPS).log()).sum(dim)
 
 
+def class_argmax(p: Tensor, dim: int, dtype: torch.dtype = torch.int64) -> Tensor:
+    """Index of the largest of finite values along ``dim``, the first one on ties: ``torch.argmax(p, dim)``.
+
+    One comparison per class instead of a reduction along ``dim``: on CPU, ``torch.argmax`` over a short class
+    axis that is not the last (``(N, B, C, *spatial)`` with a few classes) is several times slower.
+    """
+    best = p.select(dim, 0)
+    index = torch.zeros(best.shape, dtype=dtype, device=p.device)
+    for c in range(1, p.shape[dim]):
+        value = p.select(dim, c)
+        index.masked_fill_(value > best, c)
+        best = torch.maximum(best, value)
+    return index
+
+
 def predictive_entropy(samples: Tensor) -> Tensor:
     """Entropy of the mean prediction: ``(N, B, C, *spatial) -> (B, *spatial)``, in ``[0, log C]``."""
     return entropy(_check(samples).mean(0), dim=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from revnets.uncertainty.maps import class_argmax
 from revnets.uncertainty.maps import entropy as _entropy
 
 CROSS_ENTROPY_EPS = 1e-8
@@ -57,7 +58,7 @@ class StreamingUncertainty:
             chunk_log = (p + CROSS_ENTROPY_EPS).log().sum(0)
             self._sum_log = chunk_log if self._sum_log is None else self._sum_log + chunk_log
         if self.keep_labels:
-            self._labels.append(samples.argmax(dim=2).to(torch.uint8).cpu())
+            self._labels.append(class_argmax(samples, dim=2, dtype=torch.uint8).cpu())
         self.count += samples.shape[0]
 
     def compute(self) -> dict[str, Tensor]:

@@ -9,6 +9,7 @@ import torch
 
 from revnets.uncertainty import (
     StreamingUncertainty,
+    class_argmax,
     expected_cross_entropy,
     mutual_information,
     predictive_entropy,
@@ -60,6 +61,13 @@ def test_streaming_equals_batch_computation(chunks) -> None:
     assert torch.allclose(maps["variance"], sample_variance(samples), atol=1e-5)
     assert torch.allclose(maps["expected_cross_entropy"], expected_cross_entropy(samples).float(), atol=1e-5)
     assert torch.equal(maps["labels"], samples.argmax(2).to(torch.uint8))
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2])
+def test_class_argmax_is_torch_argmax_and_takes_the_first_of_ties(dim: int) -> None:
+    values = torch.randint(0, 3, (4, 3, 5, 6, 7)).float()  # few values: many ties
+    assert torch.equal(class_argmax(values, dim), values.argmax(dim))
+    assert torch.equal(class_argmax(torch.ones(2, 3, 4), 1), torch.zeros(2, 4, dtype=torch.int64))
 
 
 def test_bad_samples_are_rejected() -> None:
