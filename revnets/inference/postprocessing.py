@@ -6,13 +6,12 @@ The chain in ``configs/inference.json`` after :class:`~revnets.inference.Samplin
     FlattenSubKeysd(pred) -> Invertd(float maps) -> InvertSamplesd(samples) -> ConsensusLabelsd -> WriteOutputsd
 
 Memory does not grow with the number of samples: the float maps are one per scan, and the samples are
-brought back to the input's space one at a time into a memory-mapped temporary file, from which the 4D
-NIfTI is written sample by sample.
+kept on the preprocessed grid and brought back to the input's space one at a time while the 4D NIfTI is
+written (:class:`~revnets.inference.label_volumes.LabelVolumes`).
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from monai.transforms.transform import Transform
 
 from revnets.errors import InputError
 from revnets.files import OutputUnit, refuse_shared_targets
+from revnets.inference.label_volumes import LabelVolumes
 from revnets.inference.scans import Scan
 from revnets.inference.writer import write_nifti
 from revnets.uncertainty import class_argmax
@@ -39,9 +39,10 @@ expected cross-entropy map (PHiSeg's gamma map)."""
 class InvertSamplesd(MapTransform):
     """Brings per-sample class-index maps back to the input's space, one sample at a time.
 
-    ``data[key]`` ``(N, *spatial)`` (class indices on the preprocessed grid) becomes ``(*input_spatial, N)``
-    ``uint8`` label values (``labels[index]``), nearest-neighbour inverted through ``transform``, held in a
-    memory-mapped temporary file (deleted once the array is no longer used).
+    ``data[key]`` ``(N, *spatial)`` (class indices on the preprocessed grid) becomes a
+    :class:`~revnets.inference.label_volumes.LabelVolumes` ``(*input_spatial, N)`` of ``uint8`` label values
+    (``labels[index]``), nearest-neighbour inverted through ``transform``: each map is made when it is
+    written, so memory does not grow with the number of samples times the input's size.
 
     Nearest-neighbour inversion picks, for every input voxel, one voxel of the grid (or none, outside it)
     whatever the values, so the inversion runs once, on a map of voxel numbers, and each sample is then a
@@ -76,12 +77,8 @@ class InvertSamplesd(MapTransform):
             if samples.shape[0] == 0:
                 raise ValueError(f"{key} holds no samples.")
             source = self._source_voxels(key, samples.shape[1:], d[self.orig_keys])
-            flat = samples.reshape(samples.shape[0], -1).to(torch.uint8).cpu().numpy()
-            stack = _temporary_array((samples.shape[0], *source.shape))
-            for index in range(samples.shape[0]):
-                classes = np.concatenate(([0], flat[index]))
-                stack[index] = classes[source] if self.labels is None else self.labels[classes][source]
-            d[key] = stack.transpose(*range(stack.ndim - 1, 0, -1), 0)
+            classes = samples.reshape(samples.shape[0], -1).to(torch.uint8).cpu().numpy()
+            d[key] = LabelVolumes(classes, source, self.labels)
         return d
 
     def _source_voxels(self, key: Hashable, grid: Sequence[int], image: object) -> np.ndarray:
@@ -190,17 +187,10 @@ class WriteOutputsd(Transform):
         return data
 
 
-def _output_array(value: object) -> np.ndarray:
+def _output_array(value: object) -> np.ndarray | LabelVolumes:
     """An output in the layout NIfTI stores: maps ``(1, *spatial)`` -> ``(*spatial)``, probabilities
-    ``(C, *spatial)`` -> ``(*spatial, C)``; label maps (already ``uint8``) unchanged."""
-    if isinstance(value, np.ndarray) and value.dtype == np.uint8:
+    ``(C, *spatial)`` -> ``(*spatial, C)``; label maps (already ``uint8``, or made when written) unchanged."""
+    if isinstance(value, LabelVolumes) or (isinstance(value, np.ndarray) and value.dtype == np.uint8):
         return value
     array = torch.as_tensor(value).detach().cpu().float().numpy()
     return array[0] if array.shape[0] == 1 else np.moveaxis(array, 0, -1)
-
-
-def _temporary_array(shape: tuple[int, ...]) -> np.memmap:
-    """A ``uint8`` array of ``shape`` backed by an anonymous temporary file (gone when the array is)."""
-    with tempfile.TemporaryFile(prefix=".revnets-samples-") as backing:
-        backing.truncate(int(np.prod(shape)))
-        return np.memmap(backing, dtype=np.uint8, mode="r+", shape=shape)
