@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gzip
+from io import BufferedIOBase
 from pathlib import Path
-from typing import BinaryIO
 
 import nibabel as nib
 import numpy as np
@@ -32,7 +32,9 @@ def write_nifti(
             nib.Nifti1Image(array, reference.affine, header).to_stream(stream)
 
 
-def _stream_volumes(volumes: LabelVolumes, affine: np.ndarray, header: nib.Nifti1Header, stream: BinaryIO) -> None:
+def _stream_volumes(
+    volumes: LabelVolumes, affine: np.ndarray, header: nib.Nifti1Header, stream: BufferedIOBase
+) -> None:
     """The header nibabel writes for ``volumes`` with ``affine``, then each volume's voxels in NIfTI's order."""
     header = nib.Nifti1Image(np.empty((0,) * volumes.ndim, volumes.dtype), affine, header).header
     header.set_data_shape(volumes.shape)
