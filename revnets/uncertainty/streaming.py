@@ -40,26 +40,30 @@ class StreamingUncertainty:
         """Add ``samples`` of shape ``(n, B, C, *spatial)``."""
         if samples.dim() < 4:
             raise ValueError(f"samples must be (n, B, C, *spatial), got shape {tuple(samples.shape)}.")
-        if not torch.isfinite(samples).all():
-            raise ValueError("samples contain NaN or infinite values.")
         if self._sum is not None and samples.shape[1:] != self._sum.shape:
             raise ValueError(
                 f"samples of shape {tuple(samples.shape)} do not match earlier ones {tuple(self._sum.shape)}."
             )
-        p = samples.double()
-        chunk_sum, chunk_squares, chunk_entropy = p.sum(0), p.square().sum(0), _entropy(p, dim=2).sum(0)
-        if self._sum is None or self._sum_squares is None or self._sum_entropy is None:
-            self._sum, self._sum_squares, self._sum_entropy = chunk_sum, chunk_squares, chunk_entropy
-        else:
-            self._sum += chunk_sum
-            self._sum_squares += chunk_squares
-            self._sum_entropy += chunk_entropy
-        if self.expected_cross_entropy:
-            chunk_log = (p + CROSS_ENTROPY_EPS).log().sum(0)
-            self._sum_log = chunk_log if self._sum_log is None else self._sum_log + chunk_log
-        if self.keep_labels:
-            self._labels.append(class_argmax(samples, dim=2, dtype=torch.uint8).cpu())
+        if not samples.sum().isfinite():  # probabilities: a sum is NaN or infinite only through such a value
+            raise ValueError("samples contain NaN or infinite values.")
+        for sample in samples:  # one at a time: temporaries of one sample, not of n
+            self._add(sample.double())
+            if self.keep_labels:
+                self._labels.append(class_argmax(sample, dim=1, dtype=torch.uint8).cpu())
         self.count += samples.shape[0]
+
+    def _add(self, p: Tensor) -> None:
+        """Add one sample's probabilities ``p`` ``(B, C, *spatial)`` (float64) to the sums."""
+        entropy = _entropy(p, dim=1)
+        if self._sum is None or self._sum_squares is None or self._sum_entropy is None:
+            self._sum, self._sum_squares, self._sum_entropy = p.clone(), p.square(), entropy
+        else:
+            self._sum += p
+            self._sum_squares += p.square()
+            self._sum_entropy += entropy
+        if self.expected_cross_entropy:
+            log = (p + CROSS_ENTROPY_EPS).log()
+            self._sum_log = log if self._sum_log is None else self._sum_log.add_(log)
 
     def compute(self) -> dict[str, Tensor]:
         """The maps over all samples so far.
@@ -85,5 +89,5 @@ class StreamingUncertainty:
         if self._sum_log is not None:
             maps["expected_cross_entropy"] = -(mean * self._sum_log / self.count).sum(1).float()
         if self.keep_labels:
-            maps["labels"] = torch.cat(self._labels)
+            maps["labels"] = torch.stack(self._labels)
         return maps

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from revnets.core.memory import allocated_peak_bytes
 from revnets.uncertainty import (
     StreamingUncertainty,
     class_argmax,
@@ -61,6 +62,16 @@ def test_streaming_equals_batch_computation(chunks) -> None:
     assert torch.allclose(maps["variance"], sample_variance(samples), atol=1e-5)
     assert torch.allclose(maps["expected_cross_entropy"], expected_cross_entropy(samples).float(), atol=1e-5)
     assert torch.equal(maps["labels"], samples.argmax(2).to(torch.uint8))
+
+
+def test_a_chunk_of_samples_costs_float64_temporaries_of_one_sample_not_of_the_chunk() -> None:
+    samples = torch.softmax(torch.randn(16, 1, 3, 32, 32, 32), dim=2)
+    one_sample = 3 * 32**3 * 8  # float64 bytes of one sample's probabilities
+
+    def update(n: int) -> None:
+        StreamingUncertainty(keep_labels=True, expected_cross_entropy=True).update(samples[:n])
+
+    assert allocated_peak_bytes(lambda: update(16)) - allocated_peak_bytes(lambda: update(2)) < one_sample
 
 
 @pytest.mark.parametrize("dim", [0, 1, 2])
