@@ -361,7 +361,7 @@ class PHiSeg(nn.Module):
             repeated = [f.repeat(count, *([1] * (f.dim() - 1))) for f in features]
             eps = [n[start : start + count].flatten(0, 1) for n in noise]
             logits = self.decode_prior(repeated, eps)
-            chunks.append(torch.softmax(logits, dim=1).unflatten(0, (count, batch)))
+            chunks.append(torch.softmax(logits.float(), dim=1).unflatten(0, (count, batch)))
         return torch.cat(chunks)
 
     def _posterior(self, x: Tensor, y: Tensor) -> Latents:

@@ -88,6 +88,7 @@ def sample_probabilities(
         for start in range(0, num_samples, batch_size):
             axes = [cycle[(first + i) % len(cycle)] for i in range(start, min(start + batch_size, num_samples))]
             batch = torch.cat([x.flip(a) if a else x for a in axes])
-            predictions = probabilities(model(batch), output_activation).unflatten(0, (len(axes), x.shape[0]))
+            logits = model(batch).float()  # float32 probabilities also when the network ran in bfloat16
+            predictions = probabilities(logits, output_activation).unflatten(0, (len(axes), x.shape[0]))
             chunks += [p.flip(a) if a else p for p, a in zip(predictions.unbind(0), axes)]
     return torch.stack(chunks)
