@@ -9,8 +9,10 @@ that method into a module's ``forward`` so that ``DistributedDataParallel`` can 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
+import torch
 from monai.engines import IterationEvents
 from monai.utils import CommonKeys
 from torch import Tensor, nn
@@ -25,29 +27,49 @@ class LossIteration:
     ``network(image, label)`` returns the scalar loss; the trainer's ``loss_function`` is not called and
     the output has no ``pred``. The output is MONAI's dict (``image``, ``label``, ``loss``) and MONAI's
     ``IterationEvents`` fire as in ``SupervisedTrainer``'s own iteration, so MONAI's handlers work
-    unchanged. Automatic mixed precision and gradient accumulation are not supported (a ValueError says so).
+    unchanged. The trainer's ``amp`` (``torch.autocast("cuda", **amp_kwargs)`` around the loss and its
+    ``GradScaler`` around backward and step; the reversible backward recomputes under the forward's autocast
+    state) and ``accumulation_steps`` (the loss divided by the steps, one optimiser step every
+    ``accumulation_steps`` iterations and at the end of an epoch) work as in ``SupervisedTrainer``.
     """
 
     def __call__(self, engine: Any, batchdata: dict[str, Tensor]) -> dict[str, Tensor]:
         """One iteration on a collated batch with ``image`` ``(B, C_in, *spatial)`` and ``label``."""
         if batchdata is None:
             raise ValueError("LossIteration needs a batch of data, got None.")
-        if engine.amp or engine.accumulation_steps > 1:
-            raise ValueError("LossIteration supports neither amp nor accumulation_steps > 1 of SupervisedTrainer.")
         image, label = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)[:2]
         engine.state.output = output = {CommonKeys.IMAGE: image, CommonKeys.LABEL: label}
+        steps = engine.accumulation_steps
+        starts, ends = accumulation_window(engine.state.iteration, engine.state.epoch_length, steps)
+        scaler = engine.scaler if engine.amp else None
         engine.network.train()
-        engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        loss = engine.network(image, label)
+        if starts:
+            engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+        with torch.autocast("cuda", **engine.amp_kwargs) if scaler is not None else nullcontext():
+            loss = engine.network(image, label)
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         output[CommonKeys.LOSS] = loss.mean()
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        output[CommonKeys.LOSS].backward()
+        share = output[CommonKeys.LOSS] / steps
+        (share if scaler is None else scaler.scale(share)).backward()
         engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        engine.optimizer.step()
+        if ends and scaler is not None:
+            scaler.step(engine.optimizer)
+            scaler.update()
+        elif ends:
+            engine.optimizer.step()
         # MODEL_COMPLETED is where MONAI decollates the output (decollate=True) into a new engine.state.output
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return engine.state.output
+
+
+def accumulation_window(iteration: int, epoch_length: int | None, steps: int) -> tuple[bool, bool]:
+    """Whether the 1-based ``iteration`` starts (zero the gradients) and ends (step) a group of ``steps``
+    accumulated iterations; groups restart with each epoch of ``epoch_length`` iterations, whose last
+    iteration always steps."""
+    index = iteration - 1 if epoch_length is None else (iteration - 1) % epoch_length
+    ends = (index + 1) % steps == 0 or (epoch_length is not None and index + 1 == epoch_length)
+    return index % steps == 0, ends
 
 
 class ModelLoss(nn.Module):

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from revnets.models import InvResUNet
 from revnets.training import LossIteration, ModelLoss
+from revnets.training.iteration import accumulation_window
 
 
 def _net() -> nn.Module:
@@ -66,3 +67,55 @@ def test_supervised_trainer_steps_on_the_models_own_loss() -> None:
     assert CommonKeys.PRED not in trainer.state.output
     assert len(losses) == 30
     assert sum(losses[-4:]) / 4 < 0.5 * losses[0], losses
+
+
+def _trainer(network: nn.Module, batch_size: int, **kwargs) -> SupervisedTrainer:
+    return SupervisedTrainer(
+        device=torch.device("cpu"),
+        max_epochs=1,
+        train_data_loader=DataLoader(_cubes(2), batch_size=batch_size),
+        network=network,
+        optimizer=torch.optim.SGD(network.parameters(), lr=0.1),
+        loss_function=None,
+        iteration_update=LossIteration(),
+        decollate=False,
+        **kwargs,
+    )
+
+
+def test_accumulating_two_half_batches_takes_the_step_of_the_whole_batch() -> None:
+    torch.manual_seed(1)
+    data = _cubes(2)
+    whole, halves = ModelLoss(_net()), ModelLoss(_net())
+    for trainer in (_trainer(whole, 2), _trainer(halves, 1, accumulation_steps=2)):
+        trainer.data_loader = DataLoader(data, batch_size=trainer.data_loader.batch_size)
+        trainer.run()
+    before = _net().state_dict()
+    for name, value in whole.model.state_dict().items():
+        torch.testing.assert_close(halves.model.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(v, before[k]) for k, v in whole.model.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    ("epoch_length", "steps", "starts", "ends"),
+    [
+        (5, 2, [1, 3, 5, 6, 8, 10], [2, 4, 5, 7, 9, 10]),
+        (None, 3, [1, 4, 7, 10], [3, 6, 9]),
+        (4, 1, list(range(1, 11)), list(range(1, 11))),
+    ],
+)
+def test_accumulation_groups_restart_with_each_epoch_and_its_last_iteration_steps(
+    epoch_length, steps, starts, ends
+) -> None:
+    windows = {i: accumulation_window(i, epoch_length, steps) for i in range(1, 11)}
+    assert [i for i, (start, _) in windows.items() if start] == starts
+    assert [i for i, (_, end) in windows.items() if end] == ends
+
+
+def test_amp_runs_the_same_iteration_with_the_trainers_scaler() -> None:
+    network = ModelLoss(_net())
+    trainer = _trainer(network, 1, amp=True)  # without CUDA, autocast("cuda") and the GradScaler stand aside
+    before = [p.detach().clone() for p in network.parameters()]
+    trainer.run()
+    assert trainer.scaler is not None and trainer.state.iteration == 2
+    assert any(not torch.equal(p, q) for p, q in zip(network.parameters(), before))
