@@ -107,15 +107,19 @@ def read_metrics(path: Path) -> dict[str, float | list[float]]:
     return metrics
 
 
-def plot_curves(history: dict, path: Path, title: str) -> None:
-    """Training loss per epoch and the validation key metric where validation ran."""
-    epochs = history["epochs"]
+def plot_curves(histories: dict[str, dict], path: Path, title: str) -> None:
+    """Training loss per epoch and the validation key metric where validation ran, one line per history
+    (``TrainingHistory``'s JSON, by label)."""
     figure, (loss_axes, metric_axes) = plt.subplots(1, 2, figsize=(9, 3.6))
-    loss_axes.plot([e["epoch"] for e in epochs], [e["train_loss"] for e in epochs], marker=".")
-    loss_axes.set(xlabel="epoch", ylabel="training loss", title="training")
-    validated = [e for e in epochs if "val_mean_dice" in e]
-    metric_axes.plot([e["epoch"] for e in validated], [e["val_mean_dice"] for e in validated], marker="o")
+    for label, history in histories.items():
+        epochs = history["epochs"]
+        loss_axes.plot([e["epoch"] for e in epochs], [e["train_loss"] for e in epochs], marker=".", label=label)
+        validated = [e for e in epochs if "val_mean_dice" in e]
+        metric_axes.plot([e["epoch"] for e in validated], [e["val_mean_dice"] for e in validated], marker="o")
+    loss_axes.set(xlabel="epoch", ylabel="training loss", title="training", yscale="log")
     metric_axes.set(xlabel="epoch", ylabel="val_mean_dice", title="validation (held-out part)", ylim=(0, 1))
+    if len(histories) > 1:
+        loss_axes.legend()
     figure.suptitle(textwrap.fill(title, 110), fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -126,7 +130,7 @@ def install(bundle: Path, work: Path, record: dict) -> None:
     """Copy the trained weights into the bundle and write its figures, eval_metrics and curves."""
     shutil.copyfile(work / "train" / "models" / "model.pt", bundle / "models" / "model.pt")
     (bundle / "docs" / "training_metrics.json").write_text(json.dumps(record, indent=2) + "\n")
-    plot_curves(record["history"], bundle / "docs" / "training_curves.png", record["command"])
+    plot_curves({bundle.name: record["history"]}, bundle / "docs" / "training_curves.png", record["command"])
     metadata_file = bundle / "configs" / "metadata.json"
     metadata = json.loads(metadata_file.read_text())
     metadata["eval_metrics"] = {

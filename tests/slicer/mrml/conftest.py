@@ -30,6 +30,17 @@ def bundle():
 
 
 @pytest.fixture(scope="session")
+def ct_bundle():
+    return read_bundle(Path(_given("REVNETS_TEST_CT_BUNDLE")))
+
+
+@pytest.fixture(scope="session")
+def chest_ct() -> Path:
+    """A chest CT phantom NIfTI (Hounsfield units) with ``raters.nii.gz`` beside it (raters per voxel)."""
+    return Path(_given("REVNETS_TEST_CT"))
+
+
+@pytest.fixture(scope="session")
 def python() -> str:
     return _given("REVNETS_TEST_PYTHON")
 

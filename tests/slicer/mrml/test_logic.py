@@ -276,6 +276,41 @@ def test_results_survive_a_scene_save_and_reload(finished, bundle, tmp_path: Pat
     assert np.array_equal(slicer.util.arrayFromVolume(again.sampleNode), stacked[..., 1].transpose(2, 1, 0))
 
 
+def _load_nifti(world: World, path: Path, name: str):
+    """A scalar volume node holding a NIfTI file's voxels and geometry (NIfTI's affine is IJK to RAS)."""
+    image = nib.load(path)
+    volume = world.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    voxels = np.asarray(image.dataobj, dtype=np.float32).transpose(2, 1, 0)
+    data = vtk.vtkImageData()
+    data.SetDimensions(*voxels.shape[::-1])
+    data.AllocateScalars(vtk.VTK_FLOAT, 1)
+    volume.SetAndObserveImageData(data)
+    slicer.util.updateVolumeFromArray(volume, voxels)
+    volume.SetIJKToRASMatrix(_matrix(image.affine))
+    volume.CreateDefaultDisplayNodes()
+    return volume
+
+
+def test_a_loaded_chest_ct_is_segmented_by_the_shipped_ct_bundle(world: World, ct_bundle, chest_ct, python) -> None:
+    volume = _load_nifti(world, chest_ct, "chest CT")
+    run = world.logic.startPrediction([volume], ct_bundle, 2, "cpu", 0, python=python)  # shipped: no consent asked
+    _wait(run)
+    results = world.logic.loadResults(run, ct_bundle, volume)
+    assert results.numberOfSamples == 2
+    for node in [results.sampleNode, *results.maps.values()]:
+        assert node.GetImageData().GetDimensions() == volume.GetImageData().GetDimensions(), node.GetName()
+        assert np.allclose(_ijk_to_ras(node), _ijk_to_ras(volume), atol=1e-4), node.GetName()
+        assert np.isfinite(slicer.util.arrayFromVolume(node)).all(), node.GetName()
+    consensus = np.asanyarray(nib.load(results.outputs.files["seg"]).dataobj) == 1
+    majority = np.asanyarray(nib.load(chest_ct.parent / "raters.nii.gz").dataobj) >= 2
+    dice = 2 * (consensus & majority).sum() / (consensus.sum() + majority.sum())
+    assert dice > 0.5, f"the consensus covers the raters' nodule with Dice {dice:.2f}"
+    segmentation = results.segmentation.GetSegmentation()
+    assert [segmentation.GetNthSegment(k).GetName() for k in range(segmentation.GetNumberOfSegments())] == [
+        ct_bundle.styles[1].name
+    ]
+
+
 def test_cancel_ends_the_run_and_leaves_nothing(world: World, bundle, python, tmp_path: Path) -> None:
     volume = _add_head(world, "head")
     progress = []
