@@ -57,8 +57,8 @@ def test_module_logic_against_real_mrml(tmp_path: Path) -> None:
 
 def _chest_ct(folder: Path) -> Path:
     """A held-out chest CT phantom case (seed 3007, never trained or selected on; its largest nodule is a
-    solid 28 mm one), cut to the 10 slices around the most marked slice, as ``chest.nii.gz`` (Hounsfield units) beside ``raters.nii.gz`` (how many of the four
-    raters marked each voxel)."""
+    solid 28 mm one), cut to the 10 slices around the most marked slice, as ``chest.nii.gz`` (Hounsfield
+    units) beside ``raters.nii.gz`` (how many of the four raters marked each voxel)."""
     import nibabel as nib
     import numpy as np
 
