@@ -42,7 +42,7 @@ from revnets.blocks.conv_stack import UPSAMPLE_MODES, ConvStack
 from revnets.core.form import Form, resolve_form
 from revnets.models.losses import pick_annotator
 from revnets.models.protocol import Sampling, SegmentationLoss, TrainingLoss
-from revnets.models.sampling import at_least_float32
+from revnets.models.sampling import probabilities
 
 
 def _stack(stacks: nn.ModuleList, index: int) -> ConvStack:
@@ -362,7 +362,7 @@ class PHiSeg(nn.Module):
             repeated = [f.repeat(count, *([1] * (f.dim() - 1))) for f in features]
             eps = [n[start : start + count].flatten(0, 1) for n in noise]
             logits = self.decode_prior(repeated, eps)
-            chunks.append(torch.softmax(at_least_float32(logits), dim=1).unflatten(0, (count, batch)))
+            chunks.append(probabilities(logits, "softmax").unflatten(0, (count, batch)))
         return torch.cat(chunks)
 
     def _posterior(self, x: Tensor, y: Tensor) -> Latents:

@@ -26,13 +26,12 @@ def check_output_activation(output_activation: str) -> str:
     return output_activation
 
 
-def at_least_float32(logits: Tensor) -> Tensor:
-    """``logits`` in float32 when a network ran in lower precision (bfloat16 autocast); float64 stays."""
-    return logits.to(torch.promote_types(logits.dtype, torch.float32))
-
-
 def probabilities(logits: Tensor, output_activation: str) -> Tensor:
-    """``(B, C, *spatial)`` logits to probabilities: softmax over classes, or sigmoid per (multi-label) channel."""
+    """``(B, C, *spatial)`` logits to probabilities: softmax over classes, or sigmoid per (multi-label) channel.
+
+    Logits of lower precision (a network under bfloat16 autocast) give float32 probabilities; float64 stays.
+    """
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
     if check_output_activation(output_activation) == "softmax":
         return torch.softmax(logits, dim=1)
     return torch.sigmoid(logits)
@@ -93,7 +92,6 @@ def sample_probabilities(
         for start in range(0, num_samples, batch_size):
             axes = [cycle[(first + i) % len(cycle)] for i in range(start, min(start + batch_size, num_samples))]
             batch = torch.cat([x.flip(a) if a else x for a in axes])
-            logits = at_least_float32(model(batch))  # float32 probabilities also from a bfloat16 network
-            predictions = probabilities(logits, output_activation).unflatten(0, (len(axes), x.shape[0]))
+            predictions = probabilities(model(batch), output_activation).unflatten(0, (len(axes), x.shape[0]))
             chunks += [p.flip(a) if a else p for p, a in zip(predictions.unbind(0), axes)]
     return torch.stack(chunks)
