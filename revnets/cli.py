@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     predict.add_argument(
+        "--precision", choices=("bfloat16", "float32"), default=None,
+        help="what the network computes in (default: the bundle's; the shipped bundles say bfloat16, which runs "
+        "only where the device computes it natively, e.g. a CPU with AMX or AVX512-BF16, and float32 elsewhere)",
+    )
+    predict.add_argument(
         "--seed", type=int, default=0, help="random seed from 0 to 2**63 - 1; the same seed gives the same samples"
     )
     predict.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -170,6 +175,7 @@ def _predict(args: argparse.Namespace) -> None:
         progress=args.progress == "bar",
         on_progress=progress_line if args.progress == "lines" else None,
         series_uid=args.series,
+        precision=args.precision,
         outputs=OUTPUTS + tuple(name for name in OPTIONAL_OUTPUTS if getattr(args, name)),
     )
     for files in written:

@@ -36,7 +36,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from benchmark_docs import cpu_name, logical_cores  # noqa: E402
 
-from revnets.data import write_brats_dataset, write_multirater_set  # noqa: E402
+from revnets.data import write_brats_dataset, write_multirater_benchmark  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,10 +48,12 @@ class Recipe:
     Attributes:
         data: writes the data set into a folder (the ``dataset_dir``) and describes it in one line.
         overrides: ``--key value`` overrides of the bundle's configs, for training and evaluation alike.
+        evaluation: further overrides for the evaluation only (which cases are held out).
     """
 
     data: Callable[[Path], str]
     overrides: dict[str, object] = field(default_factory=dict)
+    evaluation: dict[str, object] = field(default_factory=dict)
 
 
 def brats_phantoms(folder: Path) -> str:
@@ -60,10 +62,26 @@ def brats_phantoms(folder: Path) -> str:
     return "30 BraTS-layout tumour phantoms on the MNI anatomy at 2 mm (seeds 100-129); the first 6 held out"
 
 
-def mni_raters(folder: Path) -> str:
+def tissue_benchmark(folder: Path) -> str:
     if not folder.is_dir():
-        write_multirater_set(folder, spacing=1.0)
-    return "the MNI T1 at 1 mm with four raters cut from its tissue maps; the top quarter (superior) held out"
+        write_multirater_benchmark(folder, subjects=20, seed=0, spacing=2.0)
+    return (
+        "the multi-rater tissue benchmark (write_multirater_benchmark(DIR, subjects=20, seed=0, spacing=2.0): "
+        "14 training, 3 validation and 3 held-out test subjects warped from the MNI template, four raters each)"
+    )
+
+
+def split(name: str) -> str:
+    """A datalist override reading one split of the tissue benchmark under ``dataset_dir``."""
+    return f"$revnets.data.multirater_datalist(@dataset_dir + '/{name}')"
+
+
+BENCHMARK_SPLITS = {
+    "train_datalist": split("train"),
+    "val_datalist": split("validation"),
+    "train#holdout": [],
+    "validate#holdout": [],
+}
 
 
 RECIPES = {
@@ -72,10 +90,14 @@ RECIPES = {
         {"num_val": 6, "epochs": 10, "iterations_per_epoch": 15, "val_interval": 5, "patch_size": [32, 32, 32]},
     ),
     "invres_brain_tissue": Recipe(
-        mni_raters, {"epochs": 10, "iterations_per_epoch": 15, "val_interval": 5, "patch_size": [32, 32, 32]}
+        tissue_benchmark,
+        {**BENCHMARK_SPLITS, "epochs": 40, "iterations_per_epoch": 25, "val_interval": 5},
+        {"val_datalist": split("test")},
     ),
     "revphiseg_brain_tissue": Recipe(
-        mni_raters, {"epochs": 10, "iterations_per_epoch": 15, "val_interval": 5, "patch_size": [32, 32, 32]}
+        tissue_benchmark,
+        {**BENCHMARK_SPLITS, "epochs": 20, "lr_scheduler#T_max": 40, "iterations_per_epoch": 20, "val_interval": 5},
+        {"val_datalist": split("test")},
     ),
 }
 
@@ -148,24 +170,39 @@ def main() -> None:
     parser.add_argument(
         "--evaluate-only", action="store_true", help="evaluate (and install) the finished run already in --work"
     )
+    parser.add_argument(
+        "--set",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "JSON"),
+        help="one more override of the recipe, e.g. --set network_def#_target_ '\"revnets.models.PHiSeg\"'",
+    )
     args = parser.parse_args()
 
     bundle = REPO / "bundles" / args.bundle
     recipe = RECIPES[args.bundle]
+    settings = {**recipe.overrides, **{key: json.loads(value) for key, value in args.set}}
     work = args.work / args.bundle
     data = work / "data"
     description = recipe.data(data)
-    common = {"bundle_root": str(bundle), "dataset_dir": str(data), **recipe.overrides}
+    common = {"bundle_root": str(bundle), "dataset_dir": str(data), **settings}
     train = {**common, "output_dir": str(work / "train"), "ckpt_dir": str(work / "train" / "models")}
     minutes = None if args.evaluate_only else run_bundle([bundle / "configs" / "train.json"], train)
-    evaluate = {**common, "output_dir": str(work / "evaluate"), "ckpt_dir": str(work / "train" / "models")}
+    evaluate = {
+        **common,
+        **recipe.evaluation,
+        "output_dir": str(work / "evaluate"),
+        "ckpt_dir": str(work / "train" / "models"),
+    }
     run_bundle([bundle / "configs" / "train.json", bundle / "configs" / "evaluate.json"], evaluate)
 
-    flags = shlex.join(overrides(recipe.overrides))
+    flags = shlex.join(overrides(settings))
     record = {
         "command": f"python -m monai.bundle run --config_file configs/train.json --dataset_dir DIR {flags}",
         "data": description,
-        "overrides": recipe.overrides,
+        "overrides": settings,
+        "evaluation_overrides": recipe.evaluation,
         "held_out": read_metrics(work / "evaluate" / "metrics.csv"),
         "history": json.loads((work / "train" / "training_history.json").read_text()),
         "machine": f"{cpu_name()}, {logical_cores()} logical cores, CPU only, shared with other jobs",

@@ -7,9 +7,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from revnets.cli import main
 from revnets.inference import OUTPUTS
+from revnets.inference.inferer import fast_bfloat16
 from tests.tiny_bundle import make_tiny_bundle
 
 AFFINE = np.array([[-1.5, 0, 0, 40], [0, 1.5, 0, -30], [0, 0, 2.0, 10], [0, 0, 0, 1]])
@@ -59,6 +61,20 @@ def test_same_seed_gives_same_samples_and_another_seed_differs(bundle: Path, tmp
     samples = {f: nib.load(tmp_path / f / "case_entropy.nii.gz").get_fdata() for f in "abc"}
     assert np.array_equal(samples["a"], samples["b"])
     assert not np.array_equal(samples["a"], samples["c"])
+
+
+def test_precision_flag_replaces_the_bundles_bfloat16(bundle: Path, tmp_path: Path) -> None:
+    scan = _scan(tmp_path / "case.nii.gz")
+    for precision in ("bfloat16", "float32"):
+        assert _predict(bundle, scan, "--output", tmp_path / precision, "--precision", precision) == 0
+    assert _predict(bundle, scan, "--output", tmp_path / "default") == 0
+    maps = {f: nib.load(tmp_path / f / "case_entropy.nii.gz").get_fdata() for f in ("bfloat16", "float32", "default")}
+    assert np.array_equal(maps["default"], maps["bfloat16"])  # the shipped configs say bfloat16
+    assert np.abs(maps["bfloat16"] - maps["float32"]).max() < 0.05
+    if fast_bfloat16(torch.device("cpu")):
+        assert not np.array_equal(maps["bfloat16"], maps["float32"])
+    else:
+        assert np.array_equal(maps["bfloat16"], maps["float32"])  # float32 where bfloat16 is not native
 
 
 def _error(capsys: pytest.CaptureFixture[str], code: int) -> str:

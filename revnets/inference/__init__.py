@@ -8,6 +8,7 @@ from revnets.inference.postprocessing import (
     OPTIONAL_OUTPUTS,
     OUTPUTS,
     ConsensusLabelsd,
+    InvertMapsd,
     InvertSamplesd,
     WriteOutputsd,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "OUTPUTS",
     "CheckImaged",
     "ConsensusLabelsd",
+    "InvertMapsd",
     "InvertSamplesd",
     "Predictor",
     "SamplingInferer",

@@ -3,7 +3,7 @@ consensus, and the outputs of each scan written as one all-or-none unit.
 
 The chain in ``configs/inference.json`` after :class:`~revnets.inference.SamplingInferer`::
 
-    FlattenSubKeysd(pred) -> Invertd(float maps) -> InvertSamplesd(samples) -> ConsensusLabelsd -> WriteOutputsd
+    FlattenSubKeysd(pred) -> InvertMapsd(float maps) -> InvertSamplesd(samples) -> ConsensusLabelsd -> WriteOutputsd
 
 Memory does not grow with the number of samples: the float maps are one per scan, and the samples are
 kept on the preprocessed grid and brought back to the input's space one at a time while the 4D NIfTI is
@@ -12,7 +12,9 @@ written (:class:`~revnets.inference.label_volumes.LabelVolumes`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,48 @@ OUTPUTS = ("seg", "samples", "entropy", "mutual_info", "variance")
 OPTIONAL_OUTPUTS = ("probabilities", "expected_cross_entropy")
 """Outputs written only when asked for: the mean class probabilities (4D, one volume per class) and the
 expected cross-entropy map (PHiSeg's gamma map)."""
+
+
+class InvertMapsd(MapTransform):
+    """Brings the float maps back to the input's space in one resampling: MONAI's ``Invertd`` on the maps
+    stacked along the channel axis, split again afterwards.
+
+    Each ``data[key]`` ``(C_k, *spatial)`` on the preprocessed grid becomes ``(C_k, *input_spatial)``; the
+    values are those of inverting each key on its own (interpolation treats channels independently), but
+    the resampling grid is built once instead of once per key. Only the maps named in ``outputs`` (and the
+    ``probabilities``, which the consensus is read from) are inverted; the others are dropped.
+
+    Args:
+        keys: the float maps, e.g. ``["probabilities", "entropy", ...]``.
+        transform: the invertible preprocessing.
+        outputs: the outputs to be written (:data:`OUTPUTS`, :data:`OPTIONAL_OUTPUTS`).
+        orig_keys: the key whose applied operations are inverted (``"image"``).
+        required: keys inverted whatever ``outputs`` says.
+    """
+
+    def __init__(
+        self,
+        keys: str | Sequence[str],
+        transform: InvertibleTransform,
+        outputs: Sequence[str] = OUTPUTS,
+        orig_keys: str = "image",
+        required: Sequence[str] = ("probabilities",),
+    ) -> None:
+        super().__init__(keys)
+        self.needed = [key for key in self.keys if key in outputs or key in required]
+        self.orig_keys = orig_keys
+        self.inverter = Invertd(
+            keys="maps", transform=transform, orig_keys=orig_keys, nearest_interp=False, to_tensor=True
+        )
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
+        d = {key: value for key, value in data.items() if key not in self.keys or key in self.needed}
+        maps = [torch.as_tensor(d[key]) for key in self.needed]
+        stacked = MetaTensor(torch.cat(maps).float())
+        restored = self.inverter({"maps": stacked, self.orig_keys: d[self.orig_keys]})["maps"]
+        for key, part in zip(self.needed, torch.split(restored, [m.shape[0] for m in maps])):
+            d[key] = part
+        return d
 
 
 class InvertSamplesd(MapTransform):
@@ -134,6 +178,7 @@ class WriteOutputsd(Transform):
     ``<output_dir>/<stem>_<name>.nii.gz`` with the input's affine and header: the files appear together or
     not at all, never replace an input file (every file of a BraTS case folder counts), and never replace
     an existing file unless ``overwrite``. :meth:`check` refuses, before any work, what would fail later.
+    The files are compressed in parallel threads (zlib releases the GIL), one per core at most.
 
     Args:
         scans: the scans of the run.
@@ -180,9 +225,13 @@ class WriteOutputsd(Transform):
     def __call__(self, data: Mapping[Hashable, object]) -> Mapping[Hashable, object]:
         key = str(data["scan"])
         scan, unit = self.scans[key], self.units[key]
-        with unit:
-            for name in self.outputs:
-                write_nifti(_output_array(data[name]), scan.reference, unit.path(name))
+        with unit, ThreadPoolExecutor(min(len(self.outputs), os.cpu_count() or 1)) as pool:
+            writes = [
+                pool.submit(write_nifti, _output_array(data[name]), scan.reference, unit.path(name))
+                for name in self.outputs
+            ]
+            for write in writes:
+                write.result()
         self.written.append(dict(unit.targets))
         return data
 

@@ -86,12 +86,15 @@ class Predictor:
         on_progress: Callable[[str, float], None] | None = None,
         outputs: Sequence[str] = OUTPUTS,
         series_uid: str | None = None,
+        precision: str | None = None,
     ) -> list[dict[str, Path]]:
         """Segment each input through the bundle's inference workflow; return, per input, the written files by
         output name (``outputs``: :data:`~revnets.inference.postprocessing.OUTPUTS` and optionally
         ``probabilities``, ``expected_cross_entropy``). An input is a NIfTI, NRRD or MetaImage file, a DICOM
         series folder (``series_uid`` chooses among several series in one folder) or a BraTS case folder; the
-        outputs are NIfTI in the input's physical space.
+        outputs are NIfTI in the input's physical space. ``precision`` (``"float32"`` or ``"bfloat16"``)
+        replaces the bundle's ``precision`` (what :class:`~revnets.inference.SamplingInferer` runs the network
+        in); None keeps the bundle's.
 
         Each input's files are one :class:`~revnets.files.OutputUnit`: they appear together or not at all,
         never replace an input file (every file of a BraTS case folder counts), and never replace an existing
@@ -117,6 +120,8 @@ class Predictor:
             overrides["num_samples"] = num_samples
         if series_uid is not None:
             overrides["series_uid"] = series_uid
+        if precision is not None:
+            overrides["precision"] = precision
         with _quiet(), _translated() as state:
             workflow = ConfigWorkflow(
                 config_file=str(self.config_file), workflow_type="infer", logging_file=False, **overrides
