@@ -118,9 +118,11 @@ def score_subject(files: dict[str, Path], rater_files: list[str]) -> tuple[dict[
     return {k: float(v) for k, v in scores.items()}, reliability_diagram(probabilities, soft, region)
 
 
-def evaluate_bundle(bundle: str, cases: list[dict], samples: int, seed: int, work: Path) -> dict:
-    """Run ``bundle`` over ``cases`` and average the scores; the reliability diagram pools all voxels."""
-    predictor = Predictor.from_bundle(bundle, device="cpu")
+def evaluate_bundle(bundle: str, cases: list[dict], samples: int, seed: int, work: Path, trust: bool = False) -> dict:
+    """Run ``bundle`` (a shipped bundle's name, or with ``trust`` any bundle folder) over ``cases`` and average
+    the scores; the reliability diagram pools all voxels."""
+    predictor = Predictor.from_bundle(bundle, device="cpu", trust=trust)
+    bundle = Path(bundle).name
     per_subject, diagrams, seconds = {}, [], []
     for case in cases:
         start = time.perf_counter()
@@ -240,15 +242,16 @@ def run(args: argparse.Namespace) -> dict:
         if benchmark is None:
             benchmark = Path(folder) / "benchmark"
             write_multirater_benchmark(benchmark, args.subjects, args.benchmark_seed)
-        cases = multirater_datalist(benchmark / "test")
+        cases = multirater_datalist(benchmark / args.split)
         results = {
-            name: evaluate_bundle(name, cases, args.samples, args.seed, Path(folder) / "outputs")
+            Path(name).name: evaluate_bundle(name, cases, args.samples, args.seed, Path(folder) / "outputs", args.trust)
             for name in args.bundles
         }
     return {
         "commands": [shlex.join(["python", "scripts/evaluate_uncertainty.py", *sys.argv[1:]])],
         "cpu": cpu_name(),
         "torch_threads": torch.get_num_threads(),
+        "split": args.split,
         "test_subjects": [c["case"] for c in cases],
         "samples": args.samples,
         "seed": args.seed,
@@ -271,9 +274,18 @@ def combine(paths: list[Path]) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundles", nargs="+", default=["invres_brain_tissue", "revphiseg_brain_tissue"])
+    parser.add_argument(
+        "--trust-bundles",
+        dest="trust",
+        action="store_true",
+        help="let --bundles name bundle folders that are not shipped (e.g. a trained twin); their configs run code",
+    )
     parser.add_argument("--benchmark", type=Path, help="a written benchmark (default: written to a temporary folder)")
     parser.add_argument("--subjects", type=int, default=20, help="subjects of the benchmark when it is written")
     parser.add_argument("--benchmark-seed", type=int, default=0)
+    parser.add_argument(
+        "--split", default="test", choices=["test", "validation"], help="the subjects to score (default test)"
+    )
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -293,9 +305,11 @@ def main() -> int:
     plot_reliability(results, args.figures / "uncertainty_reliability.png")
     commands = "; ".join(f"`{c}`" for c in record["commands"])
     header = (
-        f"{commands} on {len(record['test_subjects'])} held-out subjects ({', '.join(record['test_subjects'])}), "
-        f"{record['samples']} samples, seed {record['seed']}; {record['cpu']}, {record['torch_threads']} torch "
-        "thread(s), cores shared with other jobs (times are an upper bound). Means over subjects; raw figures in "
+        f"{commands} on {len(record['test_subjects'])} {record.get('split', 'test')} subjects "
+        f"({', '.join(record['test_subjects'])}), "
+        f"{record['samples']} samples, seed {record['seed']}, each bundle's own inference precision (bfloat16 "
+        f"where native); {record['cpu']}, {record['torch_threads']} torch thread(s), cores shared with other jobs "
+        "(times are an upper bound). Means over subjects; raw figures in "
         "[figures/uncertainty_evaluation.json](figures/uncertainty_evaluation.json)."
     )
     write_docs(args.doc, results, header)

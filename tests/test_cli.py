@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import nibabel as nib
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from revnets import cli
 from revnets.cli import main
 from revnets.inference import OUTPUTS
 from revnets.inference.inferer import fast_bfloat16
@@ -75,6 +77,17 @@ def test_precision_flag_replaces_the_bundles_bfloat16(bundle: Path, tmp_path: Pa
         assert not np.array_equal(maps["bfloat16"], maps["float32"])
     else:
         assert np.array_equal(maps["bfloat16"], maps["float32"])  # float32 where bfloat16 is not native
+
+
+def test_the_command_exits_with_mains_code_after_freezing_the_heap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "main", lambda: 3)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.run()
+        assert exit_.value.code == 3
+        assert gc.get_freeze_count() > 0  # the interpreter's last sweep skips what was alive at the end
+    finally:
+        gc.unfreeze()
 
 
 def _error(capsys: pytest.CaptureFixture[str], code: int) -> str:
