@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
+import re
 import shutil
 import subprocess
 import sys
@@ -106,6 +106,18 @@ RECIPES = {
 def overrides(settings: dict[str, object]) -> list[str]:
     """``--key value`` arguments of MONAI's bundle runner (values as JSON)."""
     return [arg for key, value in settings.items() for arg in (f"--{key}", json.dumps(value))]
+
+
+def shown_overrides(settings: dict[str, object]) -> str:
+    """:func:`overrides` as a person types them in a POSIX shell: strings bare, the rest as JSON, each word in
+    double quotes where the shell would otherwise split or expand it."""
+    words = []
+    for key, value in settings.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        safe = re.fullmatch(r"[\w@%+=:,./#-]+", text)
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
+        words += [f"--{key}", text if safe else f'"{escaped}"']
+    return " ".join(words)
 
 
 def run_bundle(configs: list[Path], settings: dict[str, object]) -> float:
@@ -198,7 +210,7 @@ def main() -> None:
     }
     run_bundle([bundle / "configs" / "train.json", bundle / "configs" / "evaluate.json"], evaluate)
 
-    flags = shlex.join(overrides(settings))
+    flags = shown_overrides(settings)
     record = {
         "command": f"python -m monai.bundle run --config_file configs/train.json --dataset_dir DIR {flags}",
         "data": description,
