@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     predict.add_argument(
         "--precision", choices=("bfloat16", "float32"), default=None,
-        help="what the network computes in (default: the bundle's; the shipped MRI bundles say bfloat16, which runs "
+        help="what the network computes in (default: the bundle's; the shipped bundles say bfloat16, which runs "
         "only where the device computes it natively, e.g. a CPU with AMX or AVX512-BF16, and float32 elsewhere)",
     )
     predict.add_argument(
