@@ -71,8 +71,8 @@ class SamplingInferer(Inferer):
             or AMX, a CUDA device that supports it; elsewhere it stays float32) the network runs under
             ``torch.autocast``: its convolutions, and the norms and activations that read their outputs,
             compute in bfloat16, while sums with float32 features (the couplings') and the final softmax
-            stay float32. Faster, with sampled probabilities that differ from float32's by about 1e-3 on
-            average (docs/BENCHMARKS.md).
+            stay float32. Faster, with mean probabilities that differ from float32's by 1e-4 to 2e-3 on
+            average, 12-25x less than another seed's (docs/BENCHMARKS.md).
 
     Attributes:
         on_pass: None, or called as ``on_pass(done, total)`` after each pass with the samples done so far.
