@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import os
 import shlex
 import sys
 import time
@@ -404,6 +405,17 @@ def plot(results: Results, nets: list[str], bases: dict[str, int], path: Path) -
     plt.close(fig)
 
 
+def cores(results: Results) -> str:
+    """How loaded the machine was when each part started (1-minute load average), and what that means."""
+    loads = results.get("load_at_start") or {}
+    shared = any(load > 0.5 for load in loads.values())
+    measured = ", ".join(f"{part} {load:.2f}" for part, load in loads.items())
+    if shared:
+        return (f"load average at the start: {measured}: **shared cores**, so step and training times and their "
+                "ratios are upper bounds, not results (memory figures do not depend on the load).")
+    return f"load average at the start: {measured} (idle machine)."
+
+
 def docs_section(args: argparse.Namespace, results: Results) -> str:
     bases = {name: args.base or BASE[name] for name in args.nets}
     memory = memory_table(results, args.nets, bases)
@@ -417,8 +429,7 @@ def docs_section(args: argparse.Namespace, results: Results) -> str:
             "",
             *(f"- Command ({part}): `{command}`" for part, command in (results.get("commands") or {}).items()),
             f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-            f"- Machine: {machine_description(1)}; **shared cores** (other jobs ran at the same time): step times "
-            "and their ratios are upper bounds, not results.",
+            f"- Machine: {machine_description(1)}; {cores(results)}",
             "- Peak: process peak resident set over the resident set before the step (`step_peak_bytes`), one fresh "
             "process per figure, second step after `malloc_trim`, with "
             f"`{' '.join(f'{k}={v}' for k, v in MALLOC_ENV.items())}`. "
@@ -465,7 +476,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--part", choices=["memory", "learning", "all", "none"], default="all",
         help="what to measure (memory and learning may run as two processes at once; none: only --write-docs)",
     )
-    parser.add_argument("--steps", type=int, default=100, help="training steps of the learning parity")
+    parser.add_argument("--steps", type=int, default=400, help="training steps of the learning parity")
     parser.add_argument("--patch", type=int, default=32, help="training patch side (a multiple of 16)")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--spacing", type=float, default=4.0, help="mm per voxel of the brain-tissue task")
@@ -490,9 +501,11 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["nice", "-n", "10", "python", "scripts/benchmark_monai_twins.py", *argv])
     if args.part in ("memory", "all"):
         results.put(command, "commands", "memory")
+        results.put(os.getloadavg()[0], "load_at_start", "memory")
         run_memory(args, results, log)
     if args.part in ("learning", "all"):
         results.put(command, "commands", "learning")
+        results.put(os.getloadavg()[0], "load_at_start", "learning")
         settings = {"steps": args.steps, "patch": args.patch, "batch": args.batch, "spacing": args.spacing}
         results.put(settings, "learning_settings")
         run_learning(args, results, log)

@@ -31,6 +31,12 @@ from revnets.core import AdditiveCoupling
 
 Kernel = Sequence[int] | int
 
+FINEST_BRANCH_WIDTH = 0.5
+"""Default hidden width (times the level's width, at least 8) of the branches at a twin's finest level. A
+coupling's backward holds several tensors of the hidden width at once; at the finest level they are the
+largest tensors of the step, while the level holds under 1% of the weights (the twins' docstrings and
+docs/monai_twins.md give the parameter counts)."""
+
 
 def kernel_volume(kernel_size: Kernel, spatial_dims: int) -> int:
     """Weights per input-output channel pair of a convolution with ``kernel_size`` (int or one per axis)."""
@@ -125,14 +131,18 @@ def same_shape_couplings(
     owner: str = "network",
     argument: str = "channels",
     branch_width: float | None = None,
+    finest: bool = False,
 ) -> list[AdditiveCoupling]:
     """The couplings that replace ``convolutions`` same-shape convolutions (``channels -> channels``,
     ``kernel_size``) of a MONAI block: one per pair, one more for a convolution left over.
 
     Raises a ValueError naming ``argument`` of ``owner`` when ``channels`` is odd (couplings split channels
     in halves). ``branch_width``: the branches' hidden width as a multiple of ``channels`` (None: as many
-    weights as the replaced convolutions, about 2). The other arguments are those of :class:`CouplingBranch`.
+    weights as the replaced convolutions, about 2, except at the ``finest`` level, see
+    :data:`FINEST_BRANCH_WIDTH`). The other arguments are those of :class:`CouplingBranch`.
     """
+    if branch_width is None and finest:
+        branch_width = FINEST_BRANCH_WIDTH
     if convolutions < 1:
         return []
     if channels % 2:

@@ -43,11 +43,29 @@ class _ConvNormAct(nn.Module):
         self.act = act
 
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
-        if self.transp_conv is not None:
-            if skip is None:
-                raise ValueError("an upsampling decoder step needs the encoder's skip tensor.")
-            x = torch.cat((self.transp_conv(x), skip), dim=1)
-        return self.act(self.norm(self.conv(x)))
+        if self.transp_conv is None:
+            return self.act(self.norm(self.conv(x)))
+        if skip is None:
+            raise ValueError("an upsampling decoder step needs the encoder's skip tensor.")
+        return self.act(self.norm(_convolve_concatenation(self.conv, (self.transp_conv(x), skip))))
+
+
+def _convolve_concatenation(convolution: nn.Module, parts: Sequence[Tensor]) -> Tensor:
+    """``convolution(torch.cat(parts, dim=1))`` without the concatenation.
+
+    ``convolution`` is MONAI's ``Convolution`` (its ``conv``, then the layers after it, e.g. dropout); its
+    weight is split along the input channels, one convolution per part, and the results summed. In a decoder
+    block's backward the concatenation and its gradient would be the largest tensors at full resolution.
+    """
+    conv = convolution.conv
+    weights = conv.weight.split([part.shape[1] for part in parts], dim=1)
+    out = conv._conv_forward(parts[0], weights[0], conv.bias)
+    for part, weight in zip(parts[1:], weights[1:]):
+        out = out.add_(conv._conv_forward(part, weight, None))
+    for name, layer in convolution.named_children():
+        if name != "conv":
+            out = layer(out)
+    return out
 
 
 class DynUNet(DeterministicSegmentation):
@@ -118,7 +136,9 @@ class DynUNet(DeterministicSegmentation):
         self.output_activation = check_output_activation(output_activation)
         self.size_divisor = int(np.lcm.reduce(np.prod([np.broadcast_to(s, spatial_dims) for s in strides], axis=0)))
 
-        def block(c_in: int, c_out: int, kernel: Kernel, stride: Kernel, up_kernel: Kernel | None = None) -> nn.Module:
+        def block(
+            c_in: int, c_out: int, kernel: Kernel, stride: Kernel, up_kernel: Kernel | None = None, finest: bool = False
+        ) -> nn.Module:
             def conv(i: int, o: int, k: Kernel, s: Kernel, **kw) -> nn.Module:
                 return get_conv_layer(spatial_dims, i, o, k, s, dropout=dropout, act=None, norm=None,
                                       conv_only=False, **kw)
@@ -136,7 +156,7 @@ class DynUNet(DeterministicSegmentation):
             )
             couplings = same_shape_couplings(
                 spatial_dims, c_out, 1, kernel, norm_name, act_name, dropout, adn_ordering="DNA",
-                owner="DynUNet", argument="filters", branch_width=branch_width,
+                owner="DynUNet", argument="filters", branch_width=branch_width, finest=finest,
             )
             stage = Stage(entry, couplings, self.form)
             if not res_block or up_kernel is not None:  # MONAI's decoder blocks are never residual
@@ -146,13 +166,13 @@ class DynUNet(DeterministicSegmentation):
             projection = nn.Sequential(conv(c_in, c_out, 1, stride), get_norm_layer(norm_name, spatial_dims, c_out))
             return ShortcutStage(stage, Stage(projection, [], self.form))
 
-        self.input_block = block(in_channels, filters[0], kernel_size[0], strides[0])
+        self.input_block = block(in_channels, filters[0], kernel_size[0], strides[0], finest=True)
         self.downsamples = nn.ModuleList(
             block(filters[i - 1], filters[i], kernel_size[i], strides[i]) for i in range(1, levels - 1)
         )
         self.bottleneck = block(filters[-2], filters[-1], kernel_size[-1], strides[-1])
         self.upsamples = nn.ModuleList(
-            block(filters[i + 1], filters[i], kernel_size[i + 1], strides[i + 1], upsample_kernel_size[i])
+            block(filters[i + 1], filters[i], kernel_size[i + 1], strides[i + 1], upsample_kernel_size[i], i == 0)
             for i in reversed(range(levels - 1))
         )
         self.output_block = UnetOutBlock(spatial_dims, filters[0], out_channels, dropout=dropout)

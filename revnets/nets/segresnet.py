@@ -104,7 +104,7 @@ class SegResNet(DeterministicSegmentation):
         def couplings(channels: int, blocks: int) -> list:
             return same_shape_couplings(
                 spatial_dims, channels, 2 * blocks, 3, norm, act, preactivation=True, owner="SegResNet",
-                argument="init_filters", branch_width=branch_width,
+                argument="init_filters", branch_width=branch_width, finest=channels == init_filters,
             )
 
         entry: nn.Module = get_conv_layer(spatial_dims, in_channels, init_filters)

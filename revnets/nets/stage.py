@@ -4,7 +4,9 @@ In the reversible form a stage keeps, for backward, only its inputs and the outp
 couplings reconstruct their input from their output (:class:`~revnets.core.ReversibleSequence`) and the
 ordinary layers in front of them (a strided or channel-changing convolution, an upsampling merged with a
 skip) are recomputed from the stage's input. Without the recompute the ordinary layers would keep their
-activations and decide the memory.
+activations and decide the memory. Instance norms inside a stage run as group norms with one channel per
+group (:mod:`revnets.nets.instance_norm`): the same function, without the copies autograd makes when an
+in-place activation follows PyTorch's instance norm.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from revnets.core import AdditiveCoupling, Form, ReversibleSequence
+from revnets.nets.instance_norm import instance_norms_as_group_norms
 
 
 class Stage(nn.Module):
@@ -32,8 +35,10 @@ class Stage(nn.Module):
     def __init__(self, entry: nn.Module, couplings: Sequence[AdditiveCoupling], form: Form | str) -> None:
         super().__init__()
         self.form = Form.of(form)
-        self.entry = entry
-        self.couplings = ReversibleSequence(*couplings, form=self.form) if couplings else None
+        self.entry = instance_norms_as_group_norms(entry)
+        self.couplings = (
+            instance_norms_as_group_norms(ReversibleSequence(*couplings, form=self.form)) if couplings else None
+        )
 
     def forward(self, *inputs: Tensor) -> Tensor:
         if self.form is not Form.PLAIN and torch.is_grad_enabled():

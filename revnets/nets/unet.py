@@ -108,9 +108,10 @@ class UNet(DeterministicSegmentation):
         }
 
         def couplings(width: int, convolutions: int) -> list:
+            # the finest level with couplings: encoder level 0 and decoder level 1 (width channels[0])
             return same_shape_couplings(
                 spatial_dims, width, convolutions, kernel_size, norm, act, dropout or None, bias, adn_ordering,
-                owner="UNet", argument="channels", branch_width=branch_width,
+                owner="UNet", argument="channels", branch_width=branch_width, finest=width == channels[0],
             )
 
         def residual_unit(c_in: int, c_out: int, stride: int) -> ShortcutStage:

@@ -139,3 +139,22 @@ def test_branch_width_sets_the_hidden_width_of_the_couplings(name: str) -> None:
     x = _input(3)
     with torch.no_grad():
         assert narrow.eval()(x).shape == default.eval()(x).shape
+
+
+def test_finest_level_branches_are_half_the_levels_width_and_deeper_ones_keep_monais_weights() -> None:
+    net = nets.SegResNet(init_filters=32, blocks_down=(1, 2), blocks_up=(1,))
+    hidden = [[coupling.f[1].out_channels for coupling in stage.couplings.blocks] for stage in net.down_layers]
+    assert hidden[0] == [16]  # 32 channels, halves of 16, branches 16 wide
+    assert all(h >= 2 * 64 - 8 for h in hidden[1])  # as many weights as MONAI's two 3x3x3 convolutions: about 2C
+    assert [c.f[1].out_channels for c in net.up_layers[0].couplings.blocks] == [16]
+
+
+def test_decoder_convolution_over_the_concatenation_equals_monais() -> None:
+    from monai.networks.blocks.dynunet_block import get_conv_layer
+
+    from revnets.nets.dynunet import _convolve_concatenation
+
+    torch.manual_seed(0)
+    convolution = get_conv_layer(3, 10, 4, 3, 1, dropout=0.2, act=None, norm=None, conv_only=False, bias=True).eval()
+    a, b = torch.randn(2, 6, 5, 4, 3), torch.randn(2, 4, 5, 4, 3)
+    torch.testing.assert_close(_convolve_concatenation(convolution, (a, b)), convolution(torch.cat((a, b), dim=1)))
