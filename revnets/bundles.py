@@ -68,7 +68,7 @@ def check_config(path: Path) -> None:
     if not path.is_file():
         raise BundleError(f"{path.parent.parent} is not a bundle folder: {path} is missing.")
     try:
-        json.loads(path.read_text())
+        json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         if isinstance(error, json.JSONDecodeError):
             where = f"line {error.lineno} column {error.colno}: {error.msg}"

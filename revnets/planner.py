@@ -102,9 +102,9 @@ def bundle_network(bundle: str | Path, trust: bool = False) -> NetworkSpec:
     require_trusted(folder, trust)
     inference_path = folder / "configs" / "inference.json"
     check_config(inference_path)
-    inference = json.loads(inference_path.read_text())
+    inference = json.loads(inference_path.read_text(encoding="utf-8"))
     train_path = folder / "configs" / "train.json"
-    train = json.loads(train_path.read_text()) if train_path.is_file() else {}
+    train = json.loads(train_path.read_text(encoding="utf-8")) if train_path.is_file() else {}
     definition = dict(inference["network_def"])
     target = definition.pop("_target_")
     cls = pydoc.locate(target)

@@ -64,7 +64,7 @@ def read_manifest(path: Path | None = None) -> dict[str, dict[str, str]]:
     path = manifest_path() if path is None else path
     if not path.is_file():
         return {}
-    return json.loads(path.read_text())["bundles"]
+    return json.loads(path.read_text(encoding="utf-8"))["bundles"]
 
 
 def manifest_text(bundles: dict[str, Path]) -> str:

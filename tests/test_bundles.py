@@ -194,3 +194,21 @@ def test_onnx_export_with_dynamic_spatial_axes_matches_eager_at_another_size(bun
         expected = eager(other).numpy()
     assert result.shape == expected.shape
     np.testing.assert_allclose(result, expected, rtol=0, atol=1e-4)
+
+
+def test_bundle_json_is_read_as_utf8_whatever_the_c_locale(tmp_path: Path) -> None:
+    # Libraries loaded in the same process (and Slicer) may set the C locale, which makes Python's default
+    # text encoding ASCII; a bundle's JSON is UTF-8 (a description may name "Gérard" or "µm").
+    import locale
+
+    from revnets.bundles import check_config
+
+    config = tmp_path / "configs" / "inference.json"
+    config.parent.mkdir()
+    config.write_text(json.dumps({"description": "Gérard, 0.5 µm"}, ensure_ascii=False), encoding="utf-8")
+    previous = locale.setlocale(locale.LC_CTYPE)
+    try:
+        locale.setlocale(locale.LC_CTYPE, "C")
+        check_config(config)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, previous)

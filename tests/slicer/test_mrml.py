@@ -44,12 +44,14 @@ def test_module_logic_against_real_mrml(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(SLICER_PYTHON), "-m", "pytest", str(MRML_TESTS), "-q", "-p", "no:cacheprovider",
          "--confcutdir", str(MRML_TESTS.parent), f"--junitxml={report}", f"--basetemp={tmp_path / 'mrml'}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False,
+        cwd=ROOT, env=env, capture_output=True, text=True, encoding="utf-8", timeout=1200, check=False,
     )
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-3000:]
     suite = ElementTree.parse(report).getroot().find("testsuite")
     declared = sum(
-        line.startswith("def test_") for path in MRML_TESTS.glob("test_*.py") for line in path.read_text().splitlines()
+        line.startswith("def test_")
+        for path in MRML_TESTS.glob("test_*.py")
+        for line in path.read_text(encoding="utf-8").splitlines()
     )
     ran = int(suite.get("tests")) - int(suite.get("skipped")) - int(suite.get("failures")) - int(suite.get("errors"))
     assert ran == declared, f"{ran} of {declared} MRML tests passed; none may be skipped"
