@@ -49,7 +49,7 @@ from monai.networks.nets.unet import CheckpointUNet
 from torch import nn
 
 from revnets import nets as twin_nets
-from revnets.core.memory import in_fresh_process
+from revnets.core.memory import in_fresh_process, live_at_allocated_peak
 from revnets.data import mni_anatomy, tissue_raters
 from revnets.uncertainty import dice
 
@@ -133,6 +133,41 @@ def fresh(name: str, variant: str, size: int, limit: int | None = None, with_sav
         if f"exit code {OVER_BUDGET}" in str(error):
             return None
         raise
+
+
+def _label(operators: tuple[str, ...]) -> str:
+    """Where an allocation was made: forward or backward, inside a coupling's recompute or not, and the
+    outermost ATen operator (``aten::empty`` and the like name no layer)."""
+    backward = any(op.startswith("autograd::engine::evaluate_function") for op in operators)
+    recompute = any(op.startswith("_ReversibleFunctionBackward") for op in operators)
+    aten = next((op for op in operators if op.startswith("aten::")), operators[-1] if operators else "?")
+    phase = "backward, coupling recompute" if recompute else "backward" if backward else "forward"
+    if not backward and any(op.startswith("_ReversibleFunction") for op in operators):
+        phase = "forward, couplings' output"
+    return f"{phase}: {aten}"
+
+
+def breakdown(name: str, variant: str, size: int) -> dict:
+    """In a fresh process: the allocated peak of one cross-entropy step at ``size^3`` after a warm-up step,
+    and what is live at that peak, summed by :func:`_label`, in values (float32) per voxel of the cube."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    net = build(name, variant)
+    x = torch.randn(1, 1, size, size, size)
+    target = torch.randint(0, 3, (1, size, size, size))
+
+    def step() -> None:
+        nn.functional.cross_entropy(net(x), target).backward()
+
+    step()
+    net.zero_grad(set_to_none=True)
+    peak, live = live_at_allocated_peak(step)
+    per_voxel = 4 * size**3
+    labels: dict[str, float] = {}
+    for allocation in live:
+        label = _label(allocation.operators)
+        labels[label] = labels.get(label, 0.0) + allocation.nbytes / per_voxel
+    return {"peak": peak, "per_voxel": peak / per_voxel, "live": labels}
 
 
 # ---------------------------------------------------------------- learning parity
@@ -285,6 +320,15 @@ def run_memory(args: argparse.Namespace, results: Results, log: Callable[[str], 
             log(f"{name}: largest {variant} cube within MONAI's {base}^3 peak: {largest}")
 
 
+def run_breakdown(args: argparse.Namespace, results: Results, log: Callable[[str], None]) -> None:
+    """What is live at the allocated peak of MONAI's network and of the twin, at the base cube."""
+    for name in args.nets:
+        base = args.base or BASE[name]
+        for variant in ("monai", "twin"):
+            found = results.once(lambda: in_fresh_process(breakdown, name, variant, base), name, "breakdown", variant)
+            log(f"{name} {variant} {base}^3 allocated peak: {found['peak'] / MIB:.0f} MiB")
+
+
 def run_learning(args: argparse.Namespace, results: Results, log: Callable[[str], None]) -> None:
     """Part 3: MONAI's network and the twin trained alike on the brain-tissue task."""
     for name in args.nets:
@@ -351,6 +395,26 @@ def cube_table(results: Results, nets: list[str], bases: dict[str, int]) -> tupl
             f"(target >= 4x: {'met' if volume >= 4 else 'NOT met'})."
         )
     return "\n".join(rows), checks
+
+
+def breakdown_table(results: Results, nets: list[str], bases: dict[str, int], rows_per_variant: int = 6) -> str:
+    rows = [
+        "| network | variant | allocated peak (MiB) | values per voxel at the peak | largest parts live at the peak "
+        "(values per voxel) |",
+        "|---|---|---:|---:|---|",
+    ]
+    for name in nets:
+        for variant in ("monai", "twin"):
+            found = results.get(name, "breakdown", variant)
+            if not found:
+                continue
+            parts = sorted(found["live"].items(), key=lambda item: -item[1])[:rows_per_variant]
+            listed = "; ".join(f"{label} {value:.0f}" for label, value in parts if value >= 0.5)
+            rows.append(
+                f"| {name} ({bases[name]}^3) | {LABELS[variant]} | {found['peak'] / MIB:,.0f} | "
+                f"{found['per_voxel']:.0f} | {listed} |"
+            )
+    return "\n".join(rows)
 
 
 def learning_table(results: Results, nets: list[str]) -> tuple[str, list[str]]:
@@ -441,6 +505,14 @@ def docs_section(args: argparse.Namespace, results: Results) -> str:
             "",
             memory,
             "",
+            "### Where the memory is at the peak",
+            "",
+            "Allocations live at the allocated peak of one step (`revnets.core.memory.live_at_allocated_peak`, "
+            "the profiler's allocation events; exact sizes, the same in every run), summed by phase and the ATen "
+            "operator that allocated them, in float32 values per voxel of the cube. Weight gradients count too.",
+            "",
+            breakdown_table(results, args.nets, bases),
+            "",
             "### Largest training cube within MONAI's memory",
             "",
             cubes,
@@ -473,8 +545,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--nets", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--base", type=int, help="one base cube for every network (default: per network)")
     parser.add_argument(
-        "--part", choices=["memory", "learning", "all", "none"], default="all",
-        help="what to measure (memory and learning may run as two processes at once; none: only --write-docs)",
+        "--part", choices=["memory", "breakdown", "learning", "all", "none"], default="all",
+        help="what to measure (the parts may run as separate processes at once; none: only --write-docs)",
     )
     parser.add_argument("--steps", type=int, default=400, help="training steps of the learning parity")
     parser.add_argument("--patch", type=int, default=32, help="training patch side (a multiple of 16)")
@@ -503,6 +575,9 @@ def main(argv: list[str] | None = None) -> int:
         results.put(command, "commands", "memory")
         results.put(os.getloadavg()[0], "load_at_start", "memory")
         run_memory(args, results, log)
+    if args.part in ("breakdown", "all"):
+        results.put(command, "commands", "breakdown")
+        run_breakdown(args, results, log)
     if args.part in ("learning", "all"):
         results.put(command, "commands", "learning")
         results.put(os.getloadavg()[0], "load_at_start", "learning")

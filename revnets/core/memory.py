@@ -2,7 +2,8 @@
 
 ``saved_bytes`` is deterministic and device-independent: it is what tests compare. ``allocated_peak_bytes``
 is the high-water mark of the bytes tensors occupy during a step on CPU, deterministic too (it counts
-allocations, not pages): the planner fits and tests on it. ``step_peak_bytes`` is what users feel: CUDA's
+allocations, not pages): the planner fits and tests on it; ``live_at_allocated_peak`` lists what is live at
+that peak and which operators allocated it. ``step_peak_bytes`` is what users feel: CUDA's
 allocator high-water mark on a GPU; on CPU the process's resident-set high-water mark, reset through
 ``/proc/self/clear_refs`` just before the step (Linux only). CPU figures are only meaningful in a fresh
 process (:func:`in_fresh_process`), where no earlier work left freed but still resident memory behind.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,36 @@ def saved_bytes(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     return sum(storages.values())
 
 
+@dataclass(frozen=True)
+class Allocation:
+    """One block of memory allocated on CPU during a step: its size and the operators that allocated it,
+    outermost first (e.g. ``("ConvolutionBackward0", "aten::convolution_backward", "aten::empty")``)."""
+
+    nbytes: int
+    operators: tuple[str, ...]
+
+
+def _allocation_events(step: Callable[[], Any]) -> list[tuple[int, int, int, tuple[str, ...]]]:
+    """``(time in ns, bytes, address, operator stack)`` of every CPU allocation (positive bytes) and free
+    (negative bytes) during ``step()``, in time order, from ``torch.profiler``."""
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        step()
+    events = []
+    pending = [(node, ()) for node in profiler.profiler.kineto_results.experimental_event_tree()]
+    while pending:
+        node, stack = pending.pop()
+        if node.tag == _EventType.Allocation:
+            fields = node.extra_fields
+            if fields.device.type == "cpu":
+                events.append((node.start_time_ns, fields.alloc_size, fields.ptr, stack))
+            continue
+        pending.extend((child, (*stack, node.name)) for child in node.children)
+    return sorted(events, key=lambda event: (event[0], event[1]))
+
+
 def allocated_peak_bytes(step: Callable[[], Any]) -> int:
     """Peak of the bytes allocated on CPU during ``step()`` above what was allocated when it started.
 
@@ -48,23 +80,25 @@ def allocated_peak_bytes(step: Callable[[], Any]) -> int:
     same in every run of the same step. Memory allocated before the step and freed during it is not
     subtracted (the profiler does not know its size), so the peak is never underestimated.
     """
-    from torch._C._profiler import _EventType
-    from torch.profiler import ProfilerActivity, profile
+    return live_at_allocated_peak(step)[0]
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
-        step()
-    events = []
-    pending = list(profiler.profiler.kineto_results.experimental_event_tree())
-    while pending:
-        node = pending.pop()
-        if node.tag == _EventType.Allocation and node.extra_fields.device.type == "cpu":
-            events.append((node.start_time_ns, node.extra_fields.alloc_size))
-        pending.extend(node.children)
-    live = peak = 0
-    for _, size in sorted(events):
-        live += size
-        peak = max(peak, live)
-    return peak
+
+def live_at_allocated_peak(step: Callable[[], Any]) -> tuple[int, list[Allocation]]:
+    """:func:`allocated_peak_bytes` of ``step()`` and the allocations made during the step that are live at
+    that peak, largest first: where a step's memory goes when it is highest."""
+    live: dict[int, Allocation] = {}
+    current = peak = 0
+    at_peak: list[Allocation] = []
+    for _, size, address, stack in _allocation_events(step):
+        if size > 0:
+            live[address] = Allocation(size, stack)
+        else:
+            live.pop(address, None)
+        current += size
+        if current > peak:
+            peak = current
+            at_peak = list(live.values())
+    return peak, sorted(at_peak, key=lambda allocation: -allocation.nbytes)
 
 
 def _read_status_kib(field: str) -> int:

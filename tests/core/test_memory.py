@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from revnets.core.memory import in_fresh_process, saved_bytes, step_peak_bytes
+from revnets.core.memory import (
+    allocated_peak_bytes,
+    in_fresh_process,
+    live_at_allocated_peak,
+    saved_bytes,
+    step_peak_bytes,
+)
 
 
 def test_saved_bytes_counts_each_storage_once() -> None:
@@ -42,3 +48,19 @@ def test_fresh_process_reports_errors() -> None:
 def test_unknown_device_is_rejected() -> None:
     with pytest.raises(ValueError, match="cpu and cuda"):
         step_peak_bytes(lambda: None, "meta")
+
+
+def test_live_at_allocated_peak_names_the_tensors_and_operators_at_the_peak() -> None:
+    x = torch.randn(64, 1024, requires_grad=True)
+    one = x.numel() * 4
+
+    def step() -> None:
+        hidden = x.exp()
+        big = torch.cat((hidden, hidden, hidden))  # three tensors of x's size at once: the largest allocation
+        big.sum().backward()
+
+    peak, live = live_at_allocated_peak(step)
+    assert peak == allocated_peak_bytes(step)
+    assert 4 * one <= sum(allocation.nbytes for allocation in live) <= peak
+    assert live == sorted(live, key=lambda allocation: -allocation.nbytes)
+    assert live[0].nbytes == 3 * one and live[0].operators[-1] == "aten::cat"
