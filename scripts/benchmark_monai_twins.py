@@ -215,15 +215,16 @@ def held_out_dice(net: nn.Module, image: torch.Tensor, labels: torch.Tensor, sta
     return float(dice(prediction, truth.long(), labels=(1, 2)).mean())
 
 
-def train(name: str, variant: str, steps: int, patch: int, batch: int, spacing: float) -> dict:
-    """Train ``variant`` of ``name`` for ``steps`` (Adam 1e-3, Dice + CE) with seed 0; held-out Dice."""
+def train(name: str, variant: str, steps: int, patch: int, batch: int, spacing: float, seed: int = 0) -> dict:
+    """Train ``variant`` of ``name`` for ``steps`` (Adam 1e-3, Dice + CE) from ``seed`` (initial weights and
+    patches); held-out Dice."""
     torch.set_num_threads(1)
     image, labels, split = tissue_task(spacing)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     net = build(name, variant)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     losses = []
     net.train()
@@ -331,13 +332,14 @@ def run_breakdown(args: argparse.Namespace, results: Results, log: Callable[[str
 
 def run_learning(args: argparse.Namespace, results: Results, log: Callable[[str], None]) -> None:
     """Part 3: MONAI's network and the twin trained alike on the brain-tissue task."""
-    for name in args.nets:
-        for variant in ("monai", "twin"):
-            found = results.once(
-                lambda: train(name, variant, args.steps, args.patch, args.batch, args.spacing),
-                name, "learning", variant,
-            )
-            log(f"{name} {variant} learning: {found}")
+    for seed in range(args.seeds):
+        for name in args.nets:
+            for variant in ("monai", "twin"):
+                found = results.once(
+                    lambda: train(name, variant, args.steps, args.patch, args.batch, args.spacing, seed),
+                    name, "learning", variant, str(seed),
+                )
+                log(f"{name} {variant} seed {seed} learning: {found}")
 
 
 # ---------------------------------------------------------------- docs
@@ -419,24 +421,31 @@ def breakdown_table(results: Results, nets: list[str], bases: dict[str, int], ro
 
 def learning_table(results: Results, nets: list[str]) -> tuple[str, list[str]]:
     rows = [
-        "| network | Dice MONAI | Dice twin | difference | final train loss MONAI / twin | train time (s) "
-        "MONAI / twin |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| network | seeds | Dice MONAI (mean) | Dice twin (mean) | difference (mean) | difference per seed "
+        "| final train loss MONAI / twin (mean) | train time (s) MONAI / twin (mean) |",
+        "|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     checks = []
     for name in nets:
-        a, b = results.get(name, "learning", "monai"), results.get(name, "learning", "twin")
-        if not a or not b:
+        runs = {variant: results.get(name, "learning", variant) or {} for variant in ("monai", "twin")}
+        seeds = sorted(set(runs["monai"]) & set(runs["twin"]), key=int)
+        if not seeds:
             continue
-        diff = b["dice"] - a["dice"]
+
+        def mean(variant: str, key: str) -> float:
+            return float(np.mean([runs[variant][seed][key] for seed in seeds]))
+
+        diffs = [runs["twin"][seed]["dice"] - runs["monai"][seed]["dice"] for seed in seeds]
+        diff = float(np.mean(diffs))
         rows.append(
-            f"| {name} | {a['dice']:.3f} | {b['dice']:.3f} | {diff:+.3f} | {a['final_loss']:.3f} / "
-            f"{b['final_loss']:.3f} | {a['seconds']:.0f} / {b['seconds']:.0f} |"
+            f"| {name} | {len(seeds)} | {mean('monai', 'dice'):.3f} | {mean('twin', 'dice'):.3f} | {diff:+.3f} | "
+            f"{', '.join(f'{d:+.3f}' for d in diffs)} | {mean('monai', 'final_loss'):.3f} / "
+            f"{mean('twin', 'final_loss'):.3f} | {mean('monai', 'seconds'):.0f} / {mean('twin', 'seconds'):.0f} |"
         )
         verdict = "met" if abs(diff) <= 0.02 else "NOT met: the twin is ahead" if diff > 0 else "NOT met"
         checks.append(
-            f"- {name}: held-out Dice {b['dice']:.3f} (twin) vs {a['dice']:.3f} (MONAI), difference {diff:+.3f} "
-            f"(target within 0.02: {verdict})."
+            f"- {name}: held-out Dice {mean('twin', 'dice'):.3f} (twin) vs {mean('monai', 'dice'):.3f} (MONAI), mean "
+            f"of {len(seeds)} seeds, difference {diff:+.3f} (target within 0.02: {verdict})."
         )
     return "\n".join(rows), checks
 
@@ -518,7 +527,7 @@ def docs_section(args: argparse.Namespace, results: Results) -> str:
             cubes,
             "",
             f"### Learning parity ({learned['steps']} steps, batch {learned['batch']} of {learned['patch']}^3 patches, "
-            f"brain tissue at {learned['spacing']:g} mm)",
+            f"brain tissue at {learned['spacing']:g} mm, seeds 0 to {learned['seeds'] - 1})",
             "",
             learning,
             "",
@@ -549,6 +558,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="what to measure (the parts may run as separate processes at once; none: only --write-docs)",
     )
     parser.add_argument("--steps", type=int, default=400, help="training steps of the learning parity")
+    parser.add_argument("--seeds", type=int, default=3, help="learning-parity runs per network (seeds 0, 1, ...)")
     parser.add_argument("--patch", type=int, default=32, help="training patch side (a multiple of 16)")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--spacing", type=float, default=4.0, help="mm per voxel of the brain-tissue task")
@@ -557,7 +567,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--write-docs", action="store_true", help=f"write {DOCS.relative_to(REPO_ROOT)} and its plot")
     args = parser.parse_args(argv)
     if args.quick:
-        args.base, args.steps = 32, 4
+        args.base, args.steps, args.seeds = 32, 4, 1
     return args
 
 
@@ -581,7 +591,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("learning", "all"):
         results.put(command, "commands", "learning")
         results.put(os.getloadavg()[0], "load_at_start", "learning")
-        settings = {"steps": args.steps, "patch": args.patch, "batch": args.batch, "spacing": args.spacing}
+        settings = {
+            "steps": args.steps, "patch": args.patch, "batch": args.batch, "spacing": args.spacing, "seeds": args.seeds
+        }
         results.put(settings, "learning_settings")
         run_learning(args, results, log)
     if args.write_docs:
