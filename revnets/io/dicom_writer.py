@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import locale
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +12,17 @@ import numpy as np
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 _UID_ROOT = "1.2.826.0.1.3680043.10.1447"  # a private root for revnets' generated objects
+
+
+@contextmanager
+def _locale_kept() -> Iterator[None]:
+    """Restore the process's locale afterwards: SimpleITK's DICOM writer (GDCM) sets it to ``C``, which turns
+    Python's default text encoding into ASCII for everything the process reads or writes later."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
 
 
 def new_uid(rng: np.random.Generator) -> str:
@@ -103,15 +117,16 @@ def write_dicom_series(
     }
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
-    for k, path in enumerate(paths):
-        image = sitk.GetImageFromArray(volume[:, :, k].T.astype(np.float32))  # rows j, columns i
-        image.SetSpacing((float(spacing[0]), float(spacing[1])))
-        position = lps[:3, 3] + k * lps[:3, 2]
-        for key, value in series_tags.items():
-            image.SetMetaData(key, value)
-        image.SetMetaData("0008|0018", new_uid(rng))
-        image.SetMetaData("0020|0013", str(k + 1))
-        image.SetMetaData("0020|0032", "\\".join(_decimal(v) for v in position))
-        writer.SetFileName(str(path))
-        writer.Execute(image)
+    with _locale_kept():
+        for k, path in enumerate(paths):
+            image = sitk.GetImageFromArray(volume[:, :, k].T.astype(np.float32))  # rows j, columns i
+            image.SetSpacing((float(spacing[0]), float(spacing[1])))
+            position = lps[:3, 3] + k * lps[:3, 2]
+            for key, value in series_tags.items():
+                image.SetMetaData(key, value)
+            image.SetMetaData("0008|0018", new_uid(rng))
+            image.SetMetaData("0020|0013", str(k + 1))
+            image.SetMetaData("0020|0032", "\\".join(_decimal(v) for v in position))
+            writer.SetFileName(str(path))
+            writer.Execute(image)
     return paths

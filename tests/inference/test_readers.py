@@ -191,3 +191,11 @@ def test_cli_chooses_a_series_and_names_the_choice_when_missing(bundle: Path, tm
     assert error.startswith("revnets: error: ") and "2 DICOM image series" in error and "\n" not in error
     assert main([*command, str(tmp_path / "out"), "--series", "1.2.3.2"]) == 0
     assert (tmp_path / "out" / "study_seg.nii.gz").is_file()
+
+
+def test_writing_a_dicom_series_leaves_the_locale_and_the_text_encoding_as_they_were(tmp_path: Path) -> None:
+    import locale
+
+    before = locale.setlocale(locale.LC_ALL), locale.getpreferredencoding(False)
+    write_dicom_series(ct_volume(), AFFINE, tmp_path / "series")
+    assert (locale.setlocale(locale.LC_ALL), locale.getpreferredencoding(False)) == before
