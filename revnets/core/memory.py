@@ -60,7 +60,9 @@ def _allocation_events(step: Callable[[], Any]) -> list[tuple[int, int, int, tup
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
         step()
     events = []
-    pending = [(node, ()) for node in profiler.profiler.kineto_results.experimental_event_tree()]
+    pending: list[tuple[Any, tuple[str, ...]]] = [
+        (node, ()) for node in profiler.profiler.kineto_results.experimental_event_tree()
+    ]
     while pending:
         node, stack = pending.pop()
         if node.tag == _EventType.Allocation:

@@ -57,7 +57,7 @@ def _convolve_concatenation(convolution: nn.Module, parts: Sequence[Tensor]) -> 
     weight is split along the input channels, one convolution per part, and the results summed. In a decoder
     block's backward the concatenation and its gradient would be the largest tensors at full resolution.
     """
-    conv = convolution.conv
+    conv: nn.Conv1d | nn.Conv2d | nn.Conv3d = convolution.get_submodule("conv")  # type: ignore[assignment]
     weights = conv.weight.split([part.shape[1] for part in parts], dim=1)
     out = conv._conv_forward(parts[0], weights[0], conv.bias)
     for part, weight in zip(parts[1:], weights[1:]):

@@ -5,7 +5,7 @@ couplings reconstruct their input from their output (:class:`~revnets.core.Rever
 ordinary layers in front of them (a strided or channel-changing convolution, an upsampling merged with a
 skip) are recomputed from the stage's input. Without the recompute the ordinary layers would keep their
 activations and decide the memory. Instance norms inside a stage run as group norms with one channel per
-group (:mod:`revnets.nets.instance_norm`): the same function, without the copies autograd makes when an
+group (:func:`revnets.blocks.norm.as_group_norm`): the same function, without the copies autograd makes when an
 in-place activation follows PyTorch's instance norm.
 """
 
@@ -17,8 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from revnets.blocks.norm import instance_norms_as_group_norms
 from revnets.core import AdditiveCoupling, Form, ReversibleSequence
-from revnets.nets.instance_norm import instance_norms_as_group_norms
 
 
 class Stage(nn.Module):

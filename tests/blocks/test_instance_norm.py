@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.modules.instancenorm import _InstanceNorm
 
-from revnets.nets.instance_norm import as_group_norm, instance_norms_as_group_norms
+from revnets.blocks.norm import as_group_norm, instance_norms_as_group_norms
 from tests.nets.configs import twin
 
 
