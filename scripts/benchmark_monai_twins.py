@@ -322,12 +322,18 @@ def run_memory(args: argparse.Namespace, results: Results, log: Callable[[str], 
 
 
 def run_breakdown(args: argparse.Namespace, results: Results, log: Callable[[str], None]) -> None:
-    """What is live at the allocated peak of MONAI's network and of the twin, at the base cube."""
+    """What is live at the allocated peak of MONAI's network and of the twin at the base cube, and of the twin
+    at the first cube past its largest within MONAI's peak (when part 2 found it)."""
     for name in args.nets:
         base = args.base or BASE[name]
-        for variant in ("monai", "twin"):
-            found = results.once(lambda: in_fresh_process(breakdown, name, variant, base), name, "breakdown", variant)
-            log(f"{name} {variant} {base}^3 allocated peak: {found['peak'] / MIB:.0f} MiB")
+        largest = results.get(name, "largest_cube")
+        runs = [("monai", base), ("twin", base)]
+        if largest:
+            runs.append(("twin", largest + DIVISOR[name]))
+        for variant, size in runs:
+            key = variant if size == base else f"{variant}@{size}"
+            found = results.once(lambda: in_fresh_process(breakdown, name, variant, size), name, "breakdown", key)
+            log(f"{name} {variant} {size}^3 allocated peak: {found['peak'] / MIB:.0f} MiB")
 
 
 def run_learning(args: argparse.Namespace, results: Results, log: Callable[[str], None]) -> None:
@@ -406,14 +412,12 @@ def breakdown_table(results: Results, nets: list[str], bases: dict[str, int], ro
         "|---|---|---:|---:|---|",
     ]
     for name in nets:
-        for variant in ("monai", "twin"):
-            found = results.get(name, "breakdown", variant)
-            if not found:
-                continue
+        for key, found in (results.get(name, "breakdown") or {}).items():
+            variant, _, size = key.partition("@")
             parts = sorted(found["live"].items(), key=lambda item: -item[1])[:rows_per_variant]
             listed = "; ".join(f"{label} {value:.0f}" for label, value in parts if value >= 0.5)
             rows.append(
-                f"| {name} ({bases[name]}^3) | {LABELS[variant]} | {found['peak'] / MIB:,.0f} | "
+                f"| {name} ({size or bases[name]}^3) | {LABELS[variant]} | {found['peak'] / MIB:,.0f} | "
                 f"{found['per_voxel']:.0f} | {listed} |"
             )
     return "\n".join(rows)
