@@ -141,12 +141,14 @@ def test_branch_width_sets_the_hidden_width_of_the_couplings(name: str) -> None:
         assert narrow.eval()(x).shape == default.eval()(x).shape
 
 
-def test_finest_level_branches_are_half_the_levels_width_and_deeper_ones_keep_monais_weights() -> None:
+def test_finest_level_branches_are_half_the_levels_width_at_least_16_and_deeper_ones_keep_monais_weights() -> None:
     net = nets.SegResNet(init_filters=32, blocks_down=(1, 2), blocks_up=(1,))
     hidden = [[coupling.f[1].out_channels for coupling in stage.couplings.blocks] for stage in net.down_layers]
     assert hidden[0] == [16]  # 32 channels, halves of 16, branches 16 wide
     assert all(h >= 2 * 64 - 8 for h in hidden[1])  # as many weights as MONAI's two 3x3x3 convolutions: about 2C
     assert [c.f[1].out_channels for c in net.up_layers[0].couplings.blocks] == [16]
+    thin = nets.SegResNet(init_filters=8, blocks_down=(1, 2), blocks_up=(1,))  # branches never below 16 wide
+    assert thin.down_layers[0].couplings.blocks[0].f[1].out_channels == 16
 
 
 def test_decoder_convolution_over_the_concatenation_equals_monais() -> None:
