@@ -276,6 +276,13 @@ class Results:
             temporary.write_text(json.dumps(data, indent=1))
             temporary.replace(self.path)
 
+    def append(self, value: object, *keys: str) -> None:
+        """Add ``value`` to the list at ``keys`` (once: a value already there is not repeated)."""
+        known = self.get(*keys)
+        known = known if isinstance(known, list) else [] if known is None else [known]
+        if value not in known:
+            self.put([*known, value], *keys)
+
     def once(self, compute: Callable[[], object], *keys: str) -> object:
         known = self.get(*keys)
         if known is None:
@@ -489,9 +496,10 @@ def plot(results: Results, nets: list[str], bases: dict[str, int], path: Path) -
 
 def cores(results: Results) -> str:
     """How loaded the machine was when each part started (1-minute load average), and what that means."""
-    loads = results.get("load_at_start") or {}
-    shared = any(load > 0.5 for load in loads.values())
-    measured = ", ".join(f"{part} {load:.2f}" for part, load in loads.items())
+    loads = {part: value if isinstance(value, list) else [value] for part, value in
+             (results.get("load_at_start") or {}).items()}
+    shared = any(load > 0.5 for values in loads.values() for load in values)
+    measured = "; ".join(f"{part} {', '.join(f'{load:.2f}' for load in values)}" for part, values in loads.items())
     if shared:
         return (f"load average at the start: {measured}: **shared cores**, so step and training times and their "
                 "ratios are upper bounds, not results (memory figures do not depend on the load).")
@@ -509,7 +517,11 @@ def docs_section(args: argparse.Namespace, results: Results) -> str:
         [
             HEADING,
             "",
-            *(f"- Command ({part}): `{command}`" for part, command in (results.get("commands") or {}).items()),
+            *(
+                f"- Command ({part}): `{command}`"
+                for part, commands in (results.get("commands") or {}).items()
+                for command in commands
+            ),
             f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
             f"- Machine: {machine_description(1)}; {cores(results)}",
             "- Peak: process peak resident set over the resident set before the step (`step_peak_bytes`), one fresh "
@@ -591,15 +603,15 @@ def main(argv: list[str] | None = None) -> int:
 
     command = shlex.join(["nice", "-n", "10", "python", "scripts/benchmark_monai_twins.py", *argv])
     if args.part in ("memory", "all"):
-        results.put(command, "commands", "memory")
-        results.put(os.getloadavg()[0], "load_at_start", "memory")
+        results.append(command, "commands", "memory")
+        results.append(os.getloadavg()[0], "load_at_start", "memory")
         run_memory(args, results, log)
     if args.part in ("breakdown", "all"):
-        results.put(command, "commands", "breakdown")
+        results.append(command, "commands", "breakdown")
         run_breakdown(args, results, log)
     if args.part in ("learning", "all"):
-        results.put(command, "commands", "learning")
-        results.put(os.getloadavg()[0], "load_at_start", "learning")
+        results.append(command, "commands", "learning")
+        results.append(os.getloadavg()[0], "load_at_start", "learning")
         settings = {
             "steps": args.steps, "patch": args.patch, "batch": args.batch, "spacing": args.spacing, "seeds": args.seeds
         }
