@@ -495,7 +495,8 @@ def plot(results: Results, nets: list[str], bases: dict[str, int], path: Path) -
 
 
 def cores(results: Results) -> str:
-    """How loaded the machine was when each part started (1-minute load average), and what that means."""
+    """How loaded the machine was when the commands of each part started (1-minute load average), and what
+    that means."""
     loads = {part: value if isinstance(value, list) else [value] for part, value in
              (results.get("load_at_start") or {}).items()}
     shared = any(load > 0.5 for values in loads.values() for load in values)
@@ -602,16 +603,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{datetime.now():%H:%M:%S}] {message}", flush=True)
 
     command = shlex.join(["nice", "-n", "10", "python", "scripts/benchmark_monai_twins.py", *argv])
+    load = os.getloadavg()[0]  # before this command's own work: a later reading would count its earlier parts
     if args.part in ("memory", "all"):
         results.append(command, "commands", "memory")
-        results.append(os.getloadavg()[0], "load_at_start", "memory")
+        results.append(load, "load_at_start", "memory")
         run_memory(args, results, log)
     if args.part in ("breakdown", "all"):
         results.append(command, "commands", "breakdown")
         run_breakdown(args, results, log)
     if args.part in ("learning", "all"):
         results.append(command, "commands", "learning")
-        results.append(os.getloadavg()[0], "load_at_start", "learning")
+        results.append(load, "load_at_start", "learning")
         settings = {
             "steps": args.steps, "patch": args.patch, "batch": args.batch, "spacing": args.spacing, "seeds": args.seeds
         }
