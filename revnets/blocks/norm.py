@@ -1,12 +1,13 @@
 """Normalisation layers by name, spatial_dims-generic, through MONAI's factories; instance norm as group norm.
 
 PyTorch computes ``InstanceNorm1d/2d/3d`` without running statistics as a batch norm over a reshaped input
-and returns a view of its result. An in-place activation after it (revnets' own blocks; MONAI's ``DynUNet``
-default, leaky ReLU with ``inplace=True``) makes autograd copy the whole tensor in backward (``CopySlices``):
-three extra full-size tensors per layer, which at full resolution can set the peak of a training step.
+and returns a view of its result. An in-place activation after it (MONAI's ``DynUNet`` default, leaky ReLU
+with ``inplace=True``) makes autograd copy the whole tensor in backward (``CopySlices``): three extra
+full-size tensors per layer, which at full resolution set the peak of the reversible twins' training step.
 ``GroupNorm(C, C)`` normalises each channel of each sample over its spatial extent, which is instance norm,
 with the same ``weight`` and ``bias`` (names and values) and the same ``eps``, and returns a tensor of its own:
-:func:`as_group_norm`.
+:func:`as_group_norm`, used by the twins (:mod:`revnets.nets`); revnets' own models keep PyTorch's instance
+norm.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ def norm_layer(norm: str, spatial_dims: int, channels: int, max_groups: int = 8)
     """A norm layer for ``(B, channels, *spatial)``.
 
     Args:
-        norm: ``"instance"`` (affine, computed as :func:`as_group_norm`), ``"group"`` (the largest group count
-            <= ``max_groups`` that divides ``channels``) or ``"batch"``.
+        norm: ``"instance"`` (affine), ``"group"`` (the largest group count <= ``max_groups`` that divides
+            ``channels``) or ``"batch"``.
         spatial_dims: 1, 2 or 3.
         channels: number of channels normalised.
         max_groups: upper bound on the group count for ``"group"``.
@@ -32,7 +33,7 @@ def norm_layer(norm: str, spatial_dims: int, channels: int, max_groups: int = 8)
         groups = max(g for g in range(1, max_groups + 1) if channels % g == 0)
         return get_norm_layer(("group", {"num_groups": groups}), spatial_dims, channels)
     if norm == "instance":
-        return as_group_norm(get_norm_layer(("instance", {"affine": True}), spatial_dims, channels))
+        return get_norm_layer(("instance", {"affine": True}), spatial_dims, channels)
     if norm == "batch":
         return get_norm_layer("batch", spatial_dims, channels)
     raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
