@@ -111,13 +111,16 @@ def parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def measure(name: str, variant: str, size: int, limit: int | None, with_saved: bool) -> dict:
-    """In a fresh process: warm-up step, then the measured step's peak and time (and bytes saved)."""
+def step_inputs(name: str, variant: str, size: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """One thread, seed 0: ``variant`` of ``name``, a ``1 x 1 x size^3`` input and a 3-class target."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    net = build(name, variant)
-    x = torch.randn(1, 1, size, size, size)
-    target = torch.randint(0, 3, (1, size, size, size))
+    return build(name, variant), torch.randn(1, 1, size, size, size), torch.randint(0, 3, (1, size, size, size))
+
+
+def measure(name: str, variant: str, size: int, limit: int | None, with_saved: bool) -> dict:
+    """In a fresh process: warm-up step, then the measured step's peak and time (and bytes saved)."""
+    net, x, target = step_inputs(name, variant, size)
     peak, seconds, saved = measure_step(net, x, target, limit, with_saved)
     result = {"peak": peak, "seconds": seconds}
     if saved is not None:
@@ -150,11 +153,7 @@ def _label(operators: tuple[str, ...]) -> str:
 def breakdown(name: str, variant: str, size: int) -> dict:
     """In a fresh process: the allocated peak of one cross-entropy step at ``size^3`` after a warm-up step,
     and what is live at that peak, summed by :func:`_label`, in values (float32) per voxel of the cube."""
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    net = build(name, variant)
-    x = torch.randn(1, 1, size, size, size)
-    target = torch.randint(0, 3, (1, size, size, size))
+    net, x, target = step_inputs(name, variant, size)
 
     def step() -> None:
         nn.functional.cross_entropy(net(x), target).backward()
@@ -278,8 +277,7 @@ class Results:
 
     def append(self, value: object, *keys: str) -> None:
         """Add ``value`` to the list at ``keys`` (once: a value already there is not repeated)."""
-        known = self.get(*keys)
-        known = known if isinstance(known, list) else [] if known is None else [known]
+        known = self.get(*keys) or []
         if value not in known:
             self.put([*known, value], *keys)
 
@@ -497,8 +495,7 @@ def plot(results: Results, nets: list[str], bases: dict[str, int], path: Path) -
 def cores(results: Results) -> str:
     """How loaded the machine was when the commands of each part started (1-minute load average), and what
     that means."""
-    loads = {part: value if isinstance(value, list) else [value] for part, value in
-             (results.get("load_at_start") or {}).items()}
+    loads: dict[str, list[float]] = results.get("load_at_start") or {}
     shared = any(load > 0.5 for values in loads.values() for load in values)
     measured = "; ".join(f"{part} {', '.join(f'{load:.2f}' for load in values)}" for part, values in loads.items())
     if shared:

@@ -88,19 +88,20 @@ def allocated_peak_bytes(step: Callable[[], Any]) -> int:
 def live_at_allocated_peak(step: Callable[[], Any]) -> tuple[int, list[Allocation]]:
     """:func:`allocated_peak_bytes` of ``step()`` and the allocations made during the step that are live at
     that peak, largest first: where a step's memory goes when it is highest."""
-    live: dict[int, Allocation] = {}
+    events = _allocation_events(step)
     current = peak = 0
-    at_peak: list[Allocation] = []
-    for _, size, address, stack in _allocation_events(step):
+    peak_index = -1
+    for index, (_, size, _, _) in enumerate(events):
+        current += size
+        if current > peak:
+            peak, peak_index = current, index
+    live: dict[int, Allocation] = {}
+    for _, size, address, stack in events[: peak_index + 1]:
         if size > 0:
             live[address] = Allocation(size, stack)
         else:
             live.pop(address, None)
-        current += size
-        if current > peak:
-            peak = current
-            at_peak = list(live.values())
-    return peak, sorted(at_peak, key=lambda allocation: -allocation.nbytes)
+    return peak, sorted(live.values(), key=lambda allocation: -allocation.nbytes)
 
 
 def _read_status_kib(field: str) -> int:

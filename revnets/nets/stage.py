@@ -35,10 +35,9 @@ class Stage(nn.Module):
     def __init__(self, entry: nn.Module, couplings: Sequence[AdditiveCoupling], form: Form | str) -> None:
         super().__init__()
         self.form = Form.of(form)
-        self.entry = instance_norms_as_group_norms(entry)
-        self.couplings = (
-            instance_norms_as_group_norms(ReversibleSequence(*couplings, form=self.form)) if couplings else None
-        )
+        self.entry = entry
+        self.couplings = ReversibleSequence(*couplings, form=self.form) if couplings else None
+        instance_norms_as_group_norms(self)
 
     def forward(self, *inputs: Tensor) -> Tensor:
         if self.form is not Form.PLAIN and torch.is_grad_enabled():
