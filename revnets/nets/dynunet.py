@@ -20,6 +20,7 @@ from monai.networks.layers.utils import get_act_layer, get_norm_layer
 from torch import Tensor, nn
 from torch.nn.functional import interpolate
 
+from revnets.blocks.slab_conv import slab_convolutions
 from revnets.core import Form
 from revnets.models.deterministic import DeterministicSegmentation
 from revnets.models.sampling import check_output_activation
@@ -181,6 +182,7 @@ class DynUNet(DeterministicSegmentation):
                 UnetOutBlock(spatial_dims, filters[i + 1], out_channels, dropout=dropout) for i in range(deep_supr_num)
             )
         self.apply(_kaiming)
+        slab_convolutions(self)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, in_channels, *S)`` to logits, stacked with the deep-supervision heads in training mode."""

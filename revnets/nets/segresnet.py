@@ -16,6 +16,7 @@ from monai.networks.layers.utils import get_act_layer, get_norm_layer
 from monai.utils import UpsampleMode
 from torch import Tensor, nn
 
+from revnets.blocks.slab_conv import slab_convolutions
 from revnets.core import Form
 from revnets.models.deterministic import DeterministicSegmentation
 from revnets.models.sampling import check_output_activation
@@ -126,6 +127,7 @@ class SegResNet(DeterministicSegmentation):
             )
             self.up_layers.append(Stage(_UpsampleAdd(upsample), couplings(channels, blocks), self.form))
         self.conv_final = self._final_conv(out_channels) if use_conv_final else None
+        slab_convolutions(self)
 
     def _final_conv(self, channels: int) -> Stage:
         """MONAI's final norm -> act -> 1x1 conv ``init_filters -> channels``."""

@@ -19,6 +19,7 @@ from monai.networks.layers.utils import get_act_layer, get_norm_layer
 from monai.utils import UpsampleMode
 from torch import Tensor, nn
 
+from revnets.blocks.slab_conv import slab_convolutions
 from revnets.core import Form
 from revnets.models.losses import default_segmentation_loss, pick_annotator
 from revnets.models.protocol import SegmentationLoss, TrainingLoss
@@ -118,6 +119,7 @@ class SegResNetVAE(SegResNet):
             *norm_act(coarsest),
         )
         self.vae_conv_final = self._final_conv(in_channels)
+        slab_convolutions(self)
 
     def vae_loss(self, image: Tensor, coarsest: Tensor) -> Tensor:
         """MONAI's VAE loss of the input ``image`` ``(B, in_channels, *S)`` from the encoder's coarsest output."""

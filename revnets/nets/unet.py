@@ -23,6 +23,7 @@ from monai.networks.blocks.convolutions import Convolution, ResidualUnit
 from monai.networks.layers.factories import Act, Conv, Norm
 from torch import Tensor, nn
 
+from revnets.blocks.slab_conv import slab_convolutions
 from revnets.core import Form
 from revnets.models.deterministic import DeterministicSegmentation
 from revnets.models.sampling import check_output_activation
@@ -145,6 +146,7 @@ class UNet(DeterministicSegmentation):
             up_layer(c_in, c_out, s, level == 0)
             for level, (c_in, c_out, s) in enumerate(zip(widths_up, widths_out, strides))
         )
+        slab_convolutions(self)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, in_channels, *S) -> (B, out_channels, *S)`` logits."""
