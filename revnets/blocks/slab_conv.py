@@ -160,13 +160,15 @@ def slab_convolution(
 
 class SlabConv3d(nn.Conv3d):
     """``nn.Conv3d`` that convolves large inputs on CPU in slabs (:func:`slab_convolution`): the same
-    parameters, state dict and function. Small convolutions (:data:`MIN_SLAB_VALUES`), those with at most two
-    slabs along the last axis and those on other devices run as ``nn.Conv3d``."""
+    parameters, state dict and function. Pointwise convolutions (no working buffers to speak of), small ones
+    (:data:`MIN_SLAB_VALUES`), those with at most two slabs along the last axis and those on other devices run
+    as ``nn.Conv3d``."""
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         geometry = _Geometry(self.stride, self.padding, self.dilation, self.groups)  # type: ignore[arg-type]
         slabbed = (
             input.device.type == "cpu"
+            and weight[0, 0].numel() > 1
             and input.numel() // input.shape[1] * weight[0].numel() >= MIN_SLAB_VALUES
             and geometry.outputs(input.shape[-1], weight.shape[-1]) > 2 * SLAB_WIDTH
         )
