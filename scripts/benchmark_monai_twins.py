@@ -9,7 +9,9 @@ For ``SegResNet``, ``DynUNet`` and ``UNet`` at a MONAI default 3D configuration 
    twin: bytes saved for backward, peak memory, step time;
 2. the largest cube (a multiple of the network's size divisor) the twin trains within the peak of MONAI's
    network at the base cube;
-3. learning parity: MONAI's network and the twin trained for the same steps (same seed, same patches) on
+3. the same for SegResNet with more blocks at full resolution (``blocks_down=(n, 2, 2, 4)``, :data:`DEPTHS`):
+   how the twin's gain depends on the depth at the finest level;
+4. learning parity: MONAI's network and the twin trained for the same steps (same seed, same patches) on
    the brain-tissue task (the real MNI T1 from nilearn, one of ``revnets.data.tissue_raters``' annotators,
    train on the lower three quarters of the axial extent, test on the top quarter), Dice of grey and white
    matter on the held-out slab.
@@ -32,7 +34,8 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -64,6 +67,19 @@ CONFIGS: dict[str, dict] = {
 }
 """MONAI's defaults for SegResNet; nnU-Net's 3D plan for a 128^3-class patch for DynUNet (five levels, 3x3x3
 kernels, stride 2, filters 32-64-128-256-320); MONAI's spleen / BraTS tutorial UNet."""
+DEPTHS = (1, 2, 4, 8)
+"""Blocks at the full-resolution level of the depth series' SegResNets (MONAI's default: 1)."""
+
+
+def depth_name(blocks: int) -> str:
+    return f"SegResNet, blocks_down=({blocks}, 2, 2, 4)"
+
+
+NETWORKS: dict[str, tuple[str, dict]] = {
+    **{name: (name, config) for name, config in CONFIGS.items()},
+    **{depth_name(n): ("SegResNet", {**CONFIGS["SegResNet"], "blocks_down": (n, 2, 2, 4)}) for n in DEPTHS},
+}
+"""Every benchmarked network by name: MONAI's class name and its configuration."""
 DIVISOR = {"SegResNet": 8, "DynUNet": 16, "UNet": 16}
 BASE = {"SegResNet": 64, "DynUNet": 48, "UNet": 64}
 MAX_FACTOR = 2.5  # the cube search goes up to this many times the base side
@@ -96,15 +112,23 @@ def _checkpoint_blocks(name: str, net: nn.Module) -> nn.Module:
 
 
 def build(name: str, variant: str) -> nn.Module:
-    """``variant`` of network ``name`` at its :data:`CONFIGS` configuration."""
-    config = CONFIGS[name]
+    """``variant`` of network ``name`` (:data:`NETWORKS`)."""
+    kind, config = NETWORKS[name]
     if variant in TWINS:
         width = NARROW_WIDTH if variant == "twin_narrow" else None
-        return getattr(twin_nets, name)(**config, form="reversible", branch_width=width)
-    if variant == "monai_checkpointed" and name == "UNet":
+        return getattr(twin_nets, kind)(**config, form="reversible", branch_width=width)
+    if variant == "monai_checkpointed" and kind == "UNet":
         return CheckpointUNet(**config)
-    net = getattr(monai_nets, name)(**config)
-    return _checkpoint_blocks(name, net) if variant == "monai_checkpointed" else net
+    net = getattr(monai_nets, kind)(**config)
+    return _checkpoint_blocks(kind, net) if variant == "monai_checkpointed" else net
+
+
+def base_cube(name: str, args: argparse.Namespace) -> int:
+    return args.base or BASE[NETWORKS[name][0]]
+
+
+def divisor(name: str) -> int:
+    return DIVISOR[NETWORKS[name][0]]
 
 
 def parameters(net: nn.Module) -> int:
@@ -136,6 +160,39 @@ def fresh(name: str, variant: str, size: int, limit: int | None = None, with_sav
         if f"exit code {OVER_BUDGET}" in str(error):
             return None
         raise
+
+
+def timing(name: str, size: int, rounds: int) -> dict[str, float]:
+    """In one process: every variant of ``name`` at ``size^3``, a warm-up step each, then ``rounds`` rounds of
+    one cross-entropy step per variant in turn; the median seconds of each variant's steps."""
+    steps: dict[str, Callable[[], None]] = {}
+    for variant in VARIANTS:
+        net, x, target = step_inputs(name, variant, size)
+
+        def step(net: nn.Module = net, x: torch.Tensor = x, target: torch.Tensor = target) -> None:
+            net.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(net(x), target).backward()
+
+        step()
+        steps[variant] = step
+    seconds: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+    for _ in range(rounds):
+        for variant, step in steps.items():
+            start = time.perf_counter()
+            step()
+            seconds[variant].append(time.perf_counter() - start)
+    return {variant: float(np.median(values)) for variant, values in seconds.items()}
+
+
+@contextmanager
+def default_allocator() -> Iterator[None]:
+    """Fresh processes started inside run with glibc's default allocator settings, as users run (the memory
+    figures' :data:`MALLOC_ENV` maps every large allocation anew, which costs page faults on each)."""
+    saved = {key: os.environ.pop(key) for key in MALLOC_ENV if key in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def _label(operators: tuple[str, ...]) -> str:
@@ -294,17 +351,23 @@ def _suffix(variant: str) -> str:
     return "" if variant == "twin" else f"_{variant}"
 
 
-def run_memory(args: argparse.Namespace, results: Results, log: Callable[[str], None]) -> None:
-    """Parts 1 and 2: every variant at the base cube, then each twin's largest cube within MONAI's peak."""
-    for name in args.nets:
-        base = args.base or BASE[name]
-        for variant in VARIANTS:
+def run_memory(
+    args: argparse.Namespace,
+    results: Results,
+    log: Callable[[str], None],
+    names: list[str],
+    variants: tuple[str, ...] = VARIANTS,
+) -> None:
+    """Parts 1 and 2 (part 3 for the depth series): each of ``variants`` at the base cube, then each twin's
+    largest cube within MONAI's peak."""
+    for name in names:
+        base = base_cube(name, args)
+        for variant in variants:
             found = results.once(lambda: fresh(name, variant, base, with_saved=True), name, "base", variant)
             log(f"{name} {variant} {base}^3: {found}")
         budget = results.get(name, "base", "monai", "peak")
-        step = DIVISOR[name]
-        cubes = list(range(base, int(base * MAX_FACTOR) + 1, step))
-        for variant in TWINS:
+        cubes = list(range(base, int(base * MAX_FACTOR) + 1, divisor(name)))
+        for variant in (v for v in variants if v in TWINS):
             key = "probes" + _suffix(variant)
             probes: dict[str, dict | None] = results.get(name, key) or {str(base): results.get(name, "base", variant)}
 
@@ -330,15 +393,24 @@ def run_breakdown(args: argparse.Namespace, results: Results, log: Callable[[str
     """What is live at the allocated peak of MONAI's network and of the twin at the base cube, and of the twin
     at the first cube past its largest within MONAI's peak (when part 2 found it)."""
     for name in args.nets:
-        base = args.base or BASE[name]
+        base = base_cube(name, args)
         largest = results.get(name, "largest_cube")
         runs = [("monai", base), ("twin", base)]
         if largest:
-            runs.append(("twin", largest + DIVISOR[name]))
+            runs.append(("twin", largest + divisor(name)))
         for variant, size in runs:
             key = variant if size == base else f"{variant}@{size}"
             found = results.once(lambda: in_fresh_process(breakdown, name, variant, size), name, "breakdown", key)
             log(f"{name} {variant} {size}^3 allocated peak: {found['peak'] / MIB:.0f} MiB")
+
+
+def run_timing(args: argparse.Namespace, results: Results, log: Callable[[str], None]) -> None:
+    """Step time of every variant at the base cube, alternated in one process (:func:`timing`)."""
+    for name in args.nets:
+        base = base_cube(name, args)
+        with default_allocator():
+            found = results.once(lambda: in_fresh_process(timing, name, base, args.rounds), name, "time")
+        log(f"{name} {base}^3 median step (s): {found}")
 
 
 def run_learning(args: argparse.Namespace, results: Results, log: Callable[[str], None]) -> None:
@@ -359,21 +431,25 @@ def run_learning(args: argparse.Namespace, results: Results, log: Callable[[str]
 def memory_table(results: Results, nets: list[str], bases: dict[str, int]) -> str:
     rows = [
         "| network | base cube | variant | parameters (vs MONAI) | saved for backward (MiB) | saved / MONAI "
-        "| peak (MiB) | peak / MONAI | step (s) | step / MONAI |",
+        "| peak (MiB) | peak / MONAI | step (s, median) | step / MONAI |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in nets:
         ref = results.get(name, "base", "monai")
+        times = results.get(name, "time") or {}
         reference = parameters(build(name, "monai"))
         for variant in VARIANTS:
             m = results.get(name, "base", variant)
             if m is None:
                 continue
             count = parameters(build(name, variant))
+            step = "not measured | -"
+            if variant in times:
+                step = f"{times[variant]:.2f} | {times[variant] / times['monai']:.2f}"
             rows.append(
                 f"| {name} | {bases[name]}^3 | {LABELS[variant]} | {count / 1e6:.2f} M ({count / reference:.3f}x) | "
                 f"{m['saved'] / MIB:,.0f} | {m['saved'] / ref['saved']:.2f} | {m['peak'] / MIB:,.0f} | "
-                f"{m['peak'] / ref['peak']:.2f} | {m['seconds']:.1f} | {m['seconds'] / ref['seconds']:.2f} |"
+                f"{m['peak'] / ref['peak']:.2f} | {step} |"
             )
     return "\n".join(rows)
 
@@ -398,7 +474,7 @@ def cube_table(results: Results, nets: list[str], bases: dict[str, int]) -> tupl
             for size, found in sorted(probes.items())
         )
         volume = (largest / base) ** 3 if largest else 0.0
-        capped = " (search cap)" if largest and largest + DIVISOR[name] > base * MAX_FACTOR else ""
+        capped = " (search cap)" if largest and largest + divisor(name) > base * MAX_FACTOR else ""
         cube = f"{largest}^3{capped}" if largest else f"none (not even {base}^3)"
         rows.append(
             f"| {name} | {budget / MIB:,.0f} MiB at {base}^3 | {LABELS[variant]} | {probed} | {cube} | {volume:.1f}x |"
@@ -406,6 +482,33 @@ def cube_table(results: Results, nets: list[str], bases: dict[str, int]) -> tupl
         checks.append(
             f"- {name}, {LABELS[variant]}: trains {cube} within MONAI's peak at {base}^3, {volume:.1f}x the volume "
             f"(target >= 4x: {'met' if volume >= 4 else 'NOT met'})."
+        )
+    return "\n".join(rows), checks
+
+
+def depth_table(results: Results, args: argparse.Namespace) -> tuple[str, list[str]]:
+    rows = [
+        "| `blocks_down` | MONAI's peak at the base cube (MiB) | twin's peak (MiB) | twin / MONAI | largest twin cube "
+        "within MONAI's peak | volume / base |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    checks = []
+    for blocks in DEPTHS:
+        name = depth_name(blocks)
+        monai, twin = results.get(name, "base", "monai"), results.get(name, "base", "twin")
+        largest = results.get(name, "largest_cube")
+        if monai is None or twin is None or largest is None:
+            continue
+        base = base_cube(name, args)
+        volume = (largest / base) ** 3
+        capped = " (search cap)" if largest + divisor(name) > base * MAX_FACTOR else ""
+        rows.append(
+            f"| ({blocks}, 2, 2, 4) | {monai['peak'] / MIB:,.0f} at {base}^3 | {twin['peak'] / MIB:,.0f} | "
+            f"{twin['peak'] / monai['peak']:.2f} | {largest}^3{capped} | {volume:.1f}x |"
+        )
+        checks.append(
+            f"- {name}: the twin trains {largest}^3{capped} within MONAI's peak at {base}^3, {volume:.1f}x the "
+            f"volume (target >= 4x: {'met' if volume >= 4 else 'NOT met'})."
         )
     return "\n".join(rows), checks
 
@@ -431,8 +534,8 @@ def breakdown_table(results: Results, nets: list[str], bases: dict[str, int], ro
 def learning_table(results: Results, nets: list[str]) -> tuple[str, list[str]]:
     rows = [
         "| network | seeds | Dice MONAI (mean +- sd over seeds) | Dice twin (mean +- sd) | difference (mean) "
-        "| difference per seed | final train loss MONAI / twin (mean) | train time (s) MONAI / twin (mean) |",
-        "|---|---:|---:|---:|---:|---|---:|---:|",
+        "| difference per seed | final train loss MONAI / twin (mean) |",
+        "|---|---:|---:|---:|---:|---|---:|",
     ]
     checks = []
     for name in nets:
@@ -453,7 +556,7 @@ def learning_table(results: Results, nets: list[str]) -> tuple[str, list[str]]:
             f"| {name} | {len(seeds)} | {mean('monai', 'dice'):.3f} +- {spread('monai'):.3f} | "
             f"{mean('twin', 'dice'):.3f} +- {spread('twin'):.3f} | {diff:+.3f} | "
             f"{', '.join(f'{d:+.3f}' for d in diffs)} | {mean('monai', 'final_loss'):.3f} / "
-            f"{mean('twin', 'final_loss'):.3f} | {mean('monai', 'seconds'):.0f} / {mean('twin', 'seconds'):.0f} |"
+            f"{mean('twin', 'final_loss'):.3f} |"
         )
         verdict = "met" if abs(diff) <= 0.02 else "NOT met: the twin is ahead" if diff > 0 else "NOT met"
         checks.append(
@@ -494,14 +597,14 @@ def plot(results: Results, nets: list[str], bases: dict[str, int], path: Path) -
 
 def cores(results: Results) -> str:
     """How loaded the machine was when the commands of each part started (1-minute load average), and what
-    that means."""
+    that means: only the step times (the timing part) depend on it."""
     loads: dict[str, list[float]] = results.get("load_at_start") or {}
-    shared = any(load > 0.5 for values in loads.values() for load in values)
     measured = "; ".join(f"{part} {', '.join(f'{load:.2f}' for load in values)}" for part, values in loads.items())
-    if shared:
-        return (f"load average at the start: {measured}: **shared cores**, so step and training times and their "
-                "ratios are upper bounds, not results (memory figures do not depend on the load).")
-    return f"load average at the start: {measured} (idle machine)."
+    if any(load > 0.5 for load in loads.get("time", [])):
+        return (f"load average at the start: {measured}: the step times ran on **shared cores**, so they and their "
+                "ratios are upper bounds, not results (memory figures and Dice do not depend on the load).")
+    return (f"load average at the start: {measured}; the step times ran on an idle machine (memory figures and "
+            "Dice do not depend on the load).")
 
 
 def docs_section(args: argparse.Namespace, results: Results) -> str:
@@ -509,8 +612,15 @@ def docs_section(args: argparse.Namespace, results: Results) -> str:
     memory = memory_table(results, args.nets, bases)
     cubes, cube_checks = cube_table(results, args.nets, bases)
     learning, learning_checks = learning_table(results, args.nets)
+    depth, depth_checks = depth_table(results, args)
     configs = "\n".join(f"  - `{name}`: `{CONFIGS[name]}`" for name in args.nets)
-    learned = results.get("learning_settings") or {}
+    learned = results.get("learning_settings")
+    learning_heading = (
+        f"### Learning parity ({learned['steps']} steps, batch {learned['batch']} of {learned['patch']}^3 patches, "
+        f"brain tissue at {learned['spacing']:g} mm, seeds 0 to {learned['seeds'] - 1})"
+        if learned
+        else "### Learning parity (not measured)"
+    )
     return "\n".join(
         [
             HEADING,
@@ -545,14 +655,22 @@ def docs_section(args: argparse.Namespace, results: Results) -> str:
             "",
             cubes,
             "",
-            f"### Learning parity ({learned['steps']} steps, batch {learned['batch']} of {learned['patch']}^3 patches, "
-            f"brain tissue at {learned['spacing']:g} mm, seeds 0 to {learned['seeds'] - 1})",
+            "### Deeper at full resolution",
+            "",
+            "SegResNet as above with `n` residual blocks at its full-resolution level (`blocks_down=(n, 2, 2, 4)`; "
+            "MONAI's default is 1): MONAI's network and the reversible twin at the base cube, and the twin's largest "
+            "cube within MONAI's peak there (same method as the table above).",
+            "",
+            depth,
+            "",
+            learning_heading,
             "",
             learning,
             "",
             "### Targets",
             "",
             *cube_checks,
+            *depth_checks,
             *learning_checks,
             "",
             f"![bytes saved for backward and peak memory per network and variant](figures/{FIGURE.name})",
@@ -573,9 +691,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--nets", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--base", type=int, help="one base cube for every network (default: per network)")
     parser.add_argument(
-        "--part", choices=["memory", "breakdown", "learning", "all", "none"], default="all",
+        "--part", choices=["memory", "breakdown", "depth", "time", "learning", "all", "none"], default="all",
         help="what to measure (the parts may run as separate processes at once; none: only --write-docs)",
     )
+    parser.add_argument("--rounds", type=int, default=5, help="timed steps per variant (medians)")
     parser.add_argument("--steps", type=int, default=400, help="training steps of the learning parity")
     parser.add_argument("--seeds", type=int, default=3, help="learning-parity runs per network (seeds 0, 1, ...)")
     parser.add_argument("--patch", type=int, default=32, help="training patch side (a multiple of 16)")
@@ -586,7 +705,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--write-docs", action="store_true", help=f"write {DOCS.relative_to(REPO_ROOT)} and its plot")
     args = parser.parse_args(argv)
     if args.quick:
-        args.base, args.steps, args.seeds = 32, 4, 1
+        args.base, args.steps, args.seeds, args.rounds = 32, 4, 1, 2
     return args
 
 
@@ -604,10 +723,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("memory", "all"):
         results.append(command, "commands", "memory")
         results.append(load, "load_at_start", "memory")
-        run_memory(args, results, log)
+        run_memory(args, results, log, args.nets)
     if args.part in ("breakdown", "all"):
         results.append(command, "commands", "breakdown")
         run_breakdown(args, results, log)
+    if args.part in ("depth", "all"):
+        results.append(command, "commands", "depth")
+        results.append(load, "load_at_start", "depth")
+        run_memory(args, results, log, [depth_name(n) for n in DEPTHS], ("monai", "twin"))
+    if args.part in ("time", "all"):
+        results.append(command, "commands", "time")
+        results.append(load, "load_at_start", "time")
+        run_timing(args, results, log)
     if args.part in ("learning", "all"):
         results.append(command, "commands", "learning")
         results.append(load, "load_at_start", "learning")
