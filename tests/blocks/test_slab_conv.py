@@ -101,3 +101,12 @@ def test_under_autocast_as_pytorch_casts_a_convolution():
     out.float().sum().backward()
     assert conv.weight.grad is not None and conv.weight.grad.dtype == torch.float32
 
+
+
+def test_a_gradient_of_the_gradient_raises_instead_of_being_wrong():
+    conv = nn.Conv3d(2, 2, 3, padding=1)
+    x = torch.randn(1, 2, 4, 4, 24, requires_grad=True)
+    out = slab_convolution(x, conv.weight, conv.bias, padding=(1, 1, 1), width=8)
+    (grad,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad.sum().backward()
