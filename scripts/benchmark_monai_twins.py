@@ -67,7 +67,7 @@ CONFIGS: dict[str, dict] = {
 }
 """MONAI's defaults for SegResNet; nnU-Net's 3D plan for a 128^3-class patch for DynUNet (five levels, 3x3x3
 kernels, stride 2, filters 32-64-128-256-320); MONAI's spleen / BraTS tutorial UNet."""
-DEPTHS = (1, 2, 4, 8)
+DEPTHS = (1, 2, 4, 8, 16)
 """Blocks at the full-resolution level of the depth series' SegResNets (MONAI's default: 1)."""
 
 
