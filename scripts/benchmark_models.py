@@ -120,7 +120,8 @@ class Watchdog:
 
     def _watch(self) -> None:
         while True:
-            if self.limit is not None and _resident_bytes() - self.baseline > self.limit:
+            limit = self.limit  # one read: watch() may set it to None between a check and its use
+            if limit is not None and _resident_bytes() - self.baseline > limit:
                 os._exit(OVER_BUDGET)
             time.sleep(0.005)
 
