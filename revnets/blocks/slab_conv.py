@@ -100,9 +100,7 @@ class _SlabConvolution(torch.autograd.Function):
     """Autograd of :func:`slab_convolution`: backward slab by slab too."""
 
     @staticmethod
-    def forward(
-        ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, geometry: _Geometry, width: int
-    ) -> Tensor:
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, geometry: _Geometry, width: int) -> Tensor:
         ctx.save_for_backward(x, weight)
         ctx.geometry, ctx.width, ctx.has_bias = geometry, width, bias is not None
         return _convolve(x, weight, bias, geometry, width)
