@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -55,6 +56,9 @@ from revnets import nets as twin_nets
 from revnets.core.memory import in_fresh_process, live_at_allocated_peak
 from revnets.data import mni_anatomy, tissue_raters
 from revnets.uncertainty import dice
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 NNUNET_STRIDES = [[1, 1, 1]] + [[2, 2, 2]] * 4
 CONFIGS: dict[str, dict] = {
@@ -568,13 +572,18 @@ def learning_table(results: Results, nets: list[str]) -> tuple[str, list[str]]:
 
 
 def plot(results: Results, nets: list[str], bases: dict[str, int], path: Path) -> None:
-    """Per network: saved-for-backward and peak memory at the base cube per variant (bars)."""
+    """Per network: saved-for-backward and peak memory at the base cube per variant (bars); then the depth
+    series: MONAI's and the twin's peak against the blocks at full resolution, with the twin's volume gain."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(nets), figsize=(5 * len(nets), 4.2), squeeze=False)
+    depths = [n for n in DEPTHS if results.get(depth_name(n), "largest_cube")]
+    panels = len(nets) + bool(depths)
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4.2), squeeze=False)
+    if depths:
+        plot_depths(results, depths, axes[0][-1])
     for ax, name in zip(axes[0], nets):
         variants = [v for v in VARIANTS if results.get(name, "base", v) is not None]
         saved = [results.get(name, "base", v, "saved") / MIB for v in variants]
@@ -593,6 +602,26 @@ def plot(results: Results, nets: list[str], bases: dict[str, int], path: Path) -
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_depths(results: Results, depths: list[int], ax: Axes) -> None:
+    """The depth series on ``ax``: peaks (MiB) at the base cube against the blocks at full resolution."""
+    names = [depth_name(n) for n in depths]
+    base = BASE["SegResNet"]
+    for variant, marker in (("monai", "o"), ("twin", "s")):
+        peaks = [results.get(name, "base", variant, "peak") / MIB for name in names]
+        ax.plot(depths, peaks, marker=marker, label=LABELS[variant])
+    for n, name in zip(depths, names):
+        gain = (results.get(name, "largest_cube") / base) ** 3
+        peak = results.get(name, "base", "twin", "peak") / MIB
+        ax.annotate(f"{gain:.1f}x", (n, peak), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(depths, [str(n) for n in depths])
+    ax.set_xlabel("SegResNet blocks at full resolution")
+    ax.set_ylabel(f"peak at {base}^3 (MiB)")
+    ax.set_title("twin's volume gain within MONAI's peak", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
 
 
 def cores(results: Results) -> str:
