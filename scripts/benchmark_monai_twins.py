@@ -6,7 +6,8 @@ For ``SegResNet``, ``DynUNet`` and ``UNet`` at a MONAI default 3D configuration 
 1. one training step (forward, cross-entropy, backward) on ``1 x 1 x S^3`` at the network's base cube
    (:data:`BASE`) of MONAI's network, MONAI's network under MONAI's activation checkpointing
    (``CheckpointUNet``; ``ActivationCheckpointWrapper`` around each block of the others) and the reversible
-   twin: bytes saved for backward, peak memory, step time;
+   twin: bytes saved for backward and peak memory; step times in a part of their own (all four in one process
+   with the default allocator, one step each in turn, medians);
 2. the largest cube (a multiple of the network's size divisor) the twin trains within the peak of MONAI's
    network at the base cube;
 3. the same for SegResNet with more blocks at full resolution (``blocks_down=(n, 2, 2, 4)``, :data:`DEPTHS`):
@@ -665,6 +666,8 @@ def docs_section(args: argparse.Namespace, results: Results) -> str:
             "process per figure, second step after `malloc_trim`, with "
             f"`{' '.join(f'{k}={v}' for k, v in MALLOC_ENV.items())}`. "
             "Saved for backward: `saved_bytes` of forward + cross-entropy (parameters saved by layers included).",
+            "- Step time: every variant built in one fresh process with glibc's default allocator, a warm-up step "
+            f"each, then {args.rounds} rounds of one step per variant in turn; medians.",
             "- Configurations (3D, `in_channels=1`, `out_channels=3`):",
             configs,
             "",
