@@ -638,7 +638,7 @@ def cores(results: Results) -> str:
 
 
 def docs_section(args: argparse.Namespace, results: Results) -> str:
-    bases = {name: args.base or BASE[name] for name in args.nets}
+    bases = {name: base_cube(name, args) for name in args.nets}
     memory = memory_table(results, args.nets, bases)
     cubes, cube_checks = cube_table(results, args.nets, bases)
     learning, learning_checks = learning_table(results, args.nets)
@@ -715,7 +715,7 @@ def write_docs(args: argparse.Namespace, results: Results) -> None:
     text = DOCS.read_text() if DOCS.exists() else f"# Reversible twins of MONAI's networks\n\n{HEADING}\n"
     head, _, _ = text.partition(HEADING)
     DOCS.write_text(head + docs_section(args, results))
-    plot(results, args.nets, {name: args.base or BASE[name] for name in args.nets}, FIGURE)
+    plot(results, args.nets, {name: base_cube(name, args) for name in args.nets}, FIGURE)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

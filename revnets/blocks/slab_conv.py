@@ -143,14 +143,19 @@ def slab_convolution(
     """``torch.nn.functional.conv3d`` (or ``conv2d``, ``conv1d``: one entry of ``stride``, ``padding`` and
     ``dilation`` per spatial axis) computed in slabs of ``width`` output positions along the last spatial axis,
     forward and backward: ``(B, C_in, *S) -> (B, C_out, *S')``. Zero padding only; not twice differentiable."""
-    geometry = _Geometry(tuple(stride), tuple(padding), tuple(dilation), groups)
+    return _slab_convolution(x, weight, bias, _Geometry(tuple(stride), tuple(padding), tuple(dilation), groups), width)
+
+
+def _slab_convolution(x: Tensor, weight: Tensor, bias: Tensor | None, geometry: _Geometry, width: int) -> Tensor:
+    """:func:`slab_convolution` for a given geometry: under autocast, the tensors cast as autocast casts a
+    convolution; through autograd where a gradient is wanted."""
     device = x.device.type
-    if torch.is_autocast_enabled(device):  # cast as autocast casts a convolution, then compute in that type
+    if torch.is_autocast_enabled(device):
         dtype = torch.get_autocast_dtype(device)
         x, weight = x.to(dtype), weight.to(dtype)
         bias = None if bias is None else bias.to(dtype)
         with torch.autocast(device, enabled=False):
-            return slab_convolution(x, weight, bias, stride, padding, dilation, groups, width)
+            return _slab_convolution(x, weight, bias, geometry, width)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
         return _SlabConvolution.apply(x, weight, bias, geometry, width)
     return _convolve(x, weight, bias, geometry, width)
@@ -172,7 +177,7 @@ class SlabConv3d(nn.Conv3d):
         )
         if not slabbed:
             return super()._conv_forward(input, weight, bias)
-        return slab_convolution(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)  # type: ignore[arg-type]
+        return _slab_convolution(input, weight, bias, geometry, SLAB_WIDTH)
 
 
 def as_slab_conv(conv: nn.Conv3d) -> nn.Conv3d:

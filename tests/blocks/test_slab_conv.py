@@ -102,7 +102,6 @@ def test_under_autocast_as_pytorch_casts_a_convolution():
     assert conv.weight.grad is not None and conv.weight.grad.dtype == torch.float32
 
 
-
 def test_a_gradient_of_the_gradient_raises_instead_of_being_wrong():
     conv = nn.Conv3d(2, 2, 3, padding=1)
     x = torch.randn(1, 2, 4, 4, 24, requires_grad=True)
